@@ -1,0 +1,70 @@
+//! Command-line definitions. Only parsing lives here; commands/ does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Sync a directory tree to a local path or an Azure VM: rolling-checksum deltas checked with
+/// blake3, pipelined batches with no file-count limit, and credentials never copied by accident.
+#[derive(Debug, Parser)]
+#[command(name = "azsync", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy the contents of SRC into DEST, sending only what changed.
+    Sync(SyncArgs),
+    /// Run the receiving side of a sync (started by azsync itself).
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Source directory; its contents are synced (like `rsync -a SRC/ DEST/`).
+    pub src: PathBuf,
+    /// Destination directory (created if missing).
+    pub dest: PathBuf,
+    /// Delete destination files that the source does not have.
+    #[arg(long)]
+    pub delete: bool,
+    /// With --delete, also delete excluded files from the destination.
+    #[arg(long)]
+    pub delete_excluded: bool,
+    /// Exclude files matching PATTERN (gitignore syntax); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from FILE, one per line; repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Copy files the built-in secret rules would skip (SSH keys, cloud credentials, .env ...).
+    #[arg(long)]
+    pub allow_secrets: bool,
+    /// Compare files by blake3 checksum, not size and modification time.
+    #[arg(short = 'c', long)]
+    pub checksum: bool,
+    /// Show what would change; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print one line per changed path, rsync style (`>f.st...... path`).
+    #[arg(short = 'i', long)]
+    pub itemize_changes: bool,
+    /// Skip symlinks that point outside the source tree.
+    #[arg(long)]
+    pub safe_links: bool,
+    /// Print one JSON summary object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Speak the session protocol on stdin and stdout.
+    #[arg(long, required = true)]
+    pub stdio: bool,
+}

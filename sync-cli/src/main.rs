@@ -1,0 +1,24 @@
+//! `azsync`: the command-line face of `sync_core`.
+
+mod cli;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Some files failed, the rest synced (rsync's code for a partial transfer).
+pub const EXIT_PARTIAL: u8 = 23;
+
+fn main() -> ExitCode {
+    // clap exits with 2 on a usage error, as rsync does.
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("azsync: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

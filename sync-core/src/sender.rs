@@ -1,0 +1,563 @@
+//! The source side of a session.
+//!
+//! Two threads share the connection. The walker lists directories and sends them as batches,
+//! never more than `window` batches ahead of the receiver, so a slow link is paid once per
+//! window rather than once per file and neither side holds the whole tree. The answering thread
+//! reads the receiver's replies and sends what they ask for: whole files in chunks, or a delta
+//! against the signature the receiver sent. Every index the receiver names is checked against
+//! the batch it came from, so a hostile receiver can only ever get files this side chose to list.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crossbeam_channel as channel;
+
+use crate::delta;
+use crate::entry::{self, Entry, Kind};
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::progress::{FileError, Progress, Report};
+use crate::protocol::{
+    Batch, FrameReader, FrameWriter, Hello, Message, NeedKind, SessionOptions, Summary, DATA_CHUNK,
+    MAX_BATCH_ENTRIES, MAX_FRAME, PROTOCOL_VERSION, RULES_CHUNK_BYTES,
+};
+use crate::walk::{self, Walker};
+
+/// Everything the sender needs to know.
+#[derive(Debug, Clone)]
+pub(crate) struct SenderConfig {
+    pub source: PathBuf,
+    pub dest: Vec<u8>,
+    pub options: SessionOptions,
+    pub patterns: Vec<String>,
+    pub safe_links: bool,
+    pub window: u32,
+}
+
+/// A batch the receiver has not yet settled.
+struct Sent {
+    dir: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+struct Shared<'a, W: Write> {
+    config: &'a SenderConfig,
+    writer: Mutex<FrameWriter<W>>,
+    batches: Mutex<HashMap<u64, Sent>>,
+    errors: Mutex<Vec<FileError>>,
+    progress: &'a dyn Progress,
+}
+
+impl<W: Write> Shared<'_, W> {
+    fn send(&self, msg: &Message) -> Result<()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(msg)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .flush()
+    }
+
+    fn file_error(&self, rel: &[u8], message: String) {
+        let err = FileError::new(rel, message);
+        self.progress.file_error(&err);
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(err);
+    }
+}
+
+/// Runs the sender over a connection to a receiver.
+pub(crate) fn run<R: Read + Send, W: Write + Send>(
+    config: &SenderConfig,
+    reader: R,
+    writer: W,
+    progress: &dyn Progress,
+) -> Result<Report> {
+    let filter = Filter::new(&config.patterns, config.options.allow_secrets)?;
+    let mut walker = Walker::new(
+        &config.source,
+        &filter,
+        config.options.checksum,
+        config.safe_links,
+    )
+    .map_err(|e| Error::io(&config.source, e))?;
+
+    let mut reader = FrameReader::new(reader);
+    let mut writer = FrameWriter::new(writer);
+    handshake(config, &mut reader, &mut writer)?;
+
+    let shared = Shared {
+        config,
+        writer: Mutex::new(writer),
+        batches: Mutex::new(HashMap::new()),
+        errors: Mutex::new(Vec::new()),
+        progress,
+    };
+    let (slot_tx, slot_rx) = channel::bounded::<()>(config.window.max(1) as usize);
+    let mut report = Report {
+        dry_run: config.options.dry_run,
+        ..Report::default()
+    };
+
+    let (walked, answered) = std::thread::scope(|scope| {
+        let answering = scope.spawn(|| {
+            let result = answer(&shared, &mut reader, slot_rx);
+            (result, reader.bytes())
+        });
+        let walked = walk_and_send(&shared, &mut walker, slot_tx, &mut report);
+        if let Err(e) = &walked {
+            // Tell the receiver why we stop, so it ends and the answering thread sees the end.
+            let _ = shared.send(&Message::Fatal(e.to_string()));
+            let _ = shared.flush();
+        }
+        let answered = answering.join().unwrap_or_else(|_| {
+            (
+                Err(Error::protocol("the sender's answering thread panicked")),
+                0,
+            )
+        });
+        (walked, answered)
+    });
+    let (summary, bytes_received) = answered;
+    walked?;
+    let summary = summary?;
+
+    report.bytes_sent = shared
+        .writer
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .bytes();
+    report.bytes_received = bytes_received;
+    merge(&mut report, summary);
+    report.errors.extend(
+        shared
+            .errors
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    report.errors.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(report)
+}
+
+fn handshake<R: Read, W: Write>(
+    config: &SenderConfig,
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+) -> Result<()> {
+    writer.write_magic()?;
+    writer.send(&Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        max_frame: MAX_FRAME as u32,
+        dest: config.dest.clone(),
+        options: config.options.clone(),
+        window: config.window,
+    }))?;
+    writer.flush()?;
+    reader.read_magic()?;
+    match reader.expect()? {
+        Message::Hello(h) if h.version == PROTOCOL_VERSION => {}
+        Message::Hello(h) => {
+            return Err(Error::VersionMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: h.version,
+            })
+        }
+        Message::Fatal(message) => {
+            return Err(Error::Remote {
+                peer: "receiver",
+                message,
+            })
+        }
+        other => return Err(unexpected(&other)),
+    }
+    // Patterns go in bounded frames, however many there are: no buffer to overflow.
+    let mut chunk = Vec::new();
+    let mut chunk_bytes = 0;
+    for pattern in &config.patterns {
+        if chunk_bytes + pattern.len() > RULES_CHUNK_BYTES && !chunk.is_empty() {
+            writer.send(&Message::Rules(std::mem::take(&mut chunk)))?;
+            chunk_bytes = 0;
+        }
+        chunk_bytes += pattern.len() + 8;
+        chunk.push(pattern.clone());
+    }
+    if !chunk.is_empty() {
+        writer.send(&Message::Rules(chunk))?;
+    }
+    writer.send(&Message::RulesEnd)?;
+    Ok(())
+}
+
+fn unexpected(msg: &Message) -> Error {
+    let name = format!("{msg:?}");
+    let name = name.split(['(', ' ', '{']).next().unwrap_or("?");
+    Error::protocol(format!("unexpected {name} message from the receiver"))
+}
+
+fn walk_and_send<W: Write>(
+    shared: &Shared<'_, W>,
+    walker: &mut Walker<'_>,
+    slots: channel::Sender<()>,
+    report: &mut Report,
+) -> Result<()> {
+    let mut next_id = 0u64;
+    while let Some(listing) = walker.next_dir() {
+        let listing = listing.map_err(|e| Error::io(&shared.config.source, e))?;
+        report.dirs_scanned += u64::from(listing.rel.is_empty());
+        let (mut files, mut bytes) = (0, 0);
+        for e in &listing.entries {
+            match e.kind {
+                Kind::File => {
+                    files += 1;
+                    bytes += e.size;
+                }
+                Kind::Dir => report.dirs_scanned += 1,
+                Kind::Symlink => report.symlinks_scanned += 1,
+            }
+        }
+        report.files_scanned += files;
+        report.bytes_scanned += bytes;
+        shared.progress.scanned(files, bytes);
+        for s in &listing.skipped {
+            shared.progress.skipped(s);
+        }
+        report.skipped.extend(listing.skipped);
+        for e in listing.errors {
+            shared.progress.file_error(&e);
+            shared
+                .errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e);
+        }
+
+        let slices = listing.entries.len().div_ceil(MAX_BATCH_ENTRIES).max(1);
+        let mut entries = listing.entries.into_iter();
+        for slice in 0..slices {
+            let part: Vec<Entry> = entries.by_ref().take(MAX_BATCH_ENTRIES).collect();
+            // Wait for a free slot: this is what bounds memory on both sides.
+            slots
+                .send(())
+                .map_err(|_| Error::protocol("the receiver stopped answering"))?;
+            let id = next_id;
+            next_id += 1;
+            let batch = Batch {
+                id,
+                dir: listing.rel.clone(),
+                dir_mode: listing.mode,
+                dir_mtime: listing.mtime,
+                first: slice == 0,
+                last: slice + 1 == slices,
+                entries: part,
+            };
+            let msg = Message::Batch(batch);
+            shared.send(&msg)?;
+            shared.flush()?;
+            let Message::Batch(batch) = msg else {
+                unreachable!("just built as a batch")
+            };
+            shared
+                .batches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    id,
+                    Sent {
+                        dir: batch.dir,
+                        entries: batch.entries,
+                    },
+                );
+        }
+    }
+    shared.send(&Message::EndOfTree)?;
+    shared.flush()
+}
+
+/// The answering thread: serves the receiver's needs until its summary arrives.
+fn answer<R: Read, W: Write>(
+    shared: &Shared<'_, W>,
+    reader: &mut FrameReader<R>,
+    slots: channel::Receiver<()>,
+) -> Result<Summary> {
+    loop {
+        let msg = reader.expect()?;
+        match msg {
+            Message::Reply {
+                batch,
+                needs,
+                changes,
+            } => {
+                for change in &changes {
+                    shared.progress.change(change);
+                }
+                let (dir, picked) = {
+                    let batches = shared.batches.lock().unwrap_or_else(|p| p.into_inner());
+                    let sent = lookup(&batches, batch)?;
+                    let mut picked = Vec::with_capacity(needs.len());
+                    let mut last = None;
+                    for need in needs {
+                        if last.is_some_and(|l| need.index <= l) {
+                            return Err(Error::protocol("needs are not in increasing order"));
+                        }
+                        last = Some(need.index);
+                        picked.push((file_entry(sent, need.index)?.clone(), need));
+                    }
+                    (sent.dir.clone(), picked)
+                };
+                for (entry, need) in picked {
+                    send_file(shared, batch, need.index, &dir, &entry, need.kind)?;
+                }
+                shared.flush()?;
+            }
+            Message::Retry { batch, index } => {
+                let (dir, entry) = {
+                    let batches = shared.batches.lock().unwrap_or_else(|p| p.into_inner());
+                    let sent = lookup(&batches, batch)?;
+                    (sent.dir.clone(), file_entry(sent, index)?.clone())
+                };
+                send_file(shared, batch, index, &dir, &entry, NeedKind::Whole)?;
+                shared.flush()?;
+            }
+            Message::BatchDone(id) => {
+                shared
+                    .batches
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id)
+                    .ok_or_else(|| {
+                        Error::protocol(format!("receiver settled unknown batch {id}"))
+                    })?;
+                let _ = slots.try_recv();
+            }
+            Message::Summary(summary) => return Ok(summary),
+            Message::Fatal(message) => {
+                return Err(Error::Remote {
+                    peer: "receiver",
+                    message,
+                })
+            }
+            other => return Err(unexpected(&other)),
+        }
+    }
+}
+
+fn lookup(batches: &HashMap<u64, Sent>, id: u64) -> Result<&Sent> {
+    batches
+        .get(&id)
+        .ok_or_else(|| Error::protocol(format!("receiver named unknown batch {id}")))
+}
+
+fn file_entry(sent: &Sent, index: u32) -> Result<&Entry> {
+    match sent.entries.get(index as usize) {
+        Some(e) if e.kind == Kind::File => Ok(e),
+        Some(_) => Err(Error::protocol(format!(
+            "receiver asked for data of entry {index}, which is not a regular file"
+        ))),
+        None => Err(Error::protocol(format!(
+            "receiver asked for entry {index} of a batch of {}",
+            sent.entries.len()
+        ))),
+    }
+}
+
+fn send_file<W: Write>(
+    shared: &Shared<'_, W>,
+    batch: u64,
+    index: u32,
+    dir: &[u8],
+    entry: &Entry,
+    kind: NeedKind,
+) -> Result<()> {
+    let rel = entry::join(dir, &entry.name);
+    let path = shared.config.source.join(entry::as_path(&rel));
+    let file = match walk::open_source(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            shared.file_error(&rel, format!("cannot open: {e}"));
+            return shared.send(&Message::FileFailed { batch, index });
+        }
+    };
+    let sent = match kind {
+        NeedKind::Whole => send_whole(shared, batch, index, file),
+        NeedKind::Delta { signature } => {
+            let signature = delta::parse_signature(signature)
+                .map_err(|e| Error::protocol(format!("{}: {e}", path.display())))?;
+            send_delta(shared, batch, index, file, &signature)
+        }
+    };
+    match sent {
+        Ok((size, hash)) => {
+            shared.progress.file_sent(entry::as_path(&rel));
+            shared.send(&Message::FileEnd {
+                batch,
+                index,
+                size,
+                hash,
+            })
+        }
+        Err(SendError::Source(e)) => {
+            shared.file_error(&rel, format!("read failed: {e}"));
+            shared.send(&Message::FileFailed { batch, index })
+        }
+        Err(SendError::Session(e)) => Err(e),
+    }
+}
+
+enum SendError {
+    /// The source file failed: that file is lost for this run, the session goes on.
+    Source(io::Error),
+    /// The connection failed: the session ends.
+    Session(Error),
+}
+
+fn send_whole<W: Write>(
+    shared: &Shared<'_, W>,
+    batch: u64,
+    index: u32,
+    mut file: File,
+) -> Result<(u64, [u8; 32]), SendError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; DATA_CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(SendError::Source(e)),
+        };
+        let data = buf.get(..n).unwrap_or_default();
+        hasher.update(data);
+        total += n as u64;
+        shared
+            .send(&Message::FileChunk {
+                batch,
+                index,
+                data: data.to_vec(),
+            })
+            .map_err(SendError::Session)?;
+        shared.progress.transferred(n as u64);
+    }
+    Ok((total, *hasher.finalize().as_bytes()))
+}
+
+fn send_delta<W: Write>(
+    shared: &Shared<'_, W>,
+    batch: u64,
+    index: u32,
+    file: File,
+    signature: &fast_rsync::Signature,
+) -> Result<(u64, [u8; 32]), SendError> {
+    let len = file.metadata().map_err(SendError::Source)?.len();
+    // SAFETY: read-only map dropped before return. If the file changes under us, the hash and
+    // the delta disagree and the receiver asks for the file again.
+    let map = if len > 0 {
+        Some(unsafe { memmap2::Mmap::map(&file) }.map_err(SendError::Source)?)
+    } else {
+        None
+    };
+    let data: &[u8] = map.as_deref().unwrap_or_default();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_rayon(data);
+    let mut out = DeltaSink {
+        shared,
+        batch,
+        index,
+        buf: Vec::with_capacity(DATA_CHUNK),
+        failed: None,
+    };
+    let result = delta::diff(signature, data, &mut out);
+    if let Some(e) = out.failed.take() {
+        return Err(SendError::Session(e));
+    }
+    result.map_err(|e| SendError::Session(Error::protocol(e.to_string())))?;
+    out.flush_chunk().map_err(SendError::Session)?;
+    shared.progress.transferred(data.len() as u64);
+    Ok((data.len() as u64, *hasher.finalize().as_bytes()))
+}
+
+/// Cuts a delta into `DeltaChunk` frames as fast_rsync writes it.
+struct DeltaSink<'s, 'a, W: Write> {
+    shared: &'s Shared<'a, W>,
+    batch: u64,
+    index: u32,
+    buf: Vec<u8>,
+    failed: Option<Error>,
+}
+
+impl<W: Write> DeltaSink<'_, '_, W> {
+    fn flush_chunk(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(DATA_CHUNK));
+        self.shared.send(&Message::DeltaChunk {
+            batch: self.batch,
+            index: self.index,
+            data,
+        })
+    }
+}
+
+impl<W: Write> Write for DeltaSink<'_, '_, W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = DATA_CHUNK - self.buf.len();
+        let take = room.min(data.len());
+        self.buf
+            .extend_from_slice(data.get(..take).unwrap_or_default());
+        if self.buf.len() >= DATA_CHUNK {
+            if let Err(e) = self.flush_chunk() {
+                self.failed = Some(e);
+                return Err(io::Error::other("connection failed"));
+            }
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn merge(report: &mut Report, s: Summary) {
+    report.files_transferred = s.files_whole + s.files_delta;
+    report.files_delta = s.files_delta;
+    report.files_up_to_date = s.files_up_to_date;
+    report.delta_retries = s.delta_retries;
+    report.metadata_updated = s.metadata_updated;
+    report.dirs_created = s.dirs_created;
+    report.symlinks_created = s.symlinks_created;
+    report.deleted = s.deleted;
+    report.bytes_literal = s.bytes_literal;
+    report.bytes_matched = s.bytes_matched;
+    report.errors.extend(
+        s.errors
+            .into_iter()
+            .map(|e| FileError::new(&e.path, e.message)),
+    );
+}
+
+/// Reads a `--exclude-from` file: one pattern per line.
+pub(crate) fn read_patterns(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8(text).map_err(|_| {
+        Error::io(
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "exclude file is not valid UTF-8",
+            ),
+        )
+    })?;
+    Ok(text.lines().map(str::to_string).collect())
+}

@@ -1,0 +1,355 @@
+//! The source side's scan: one sorted listing per directory, depth first.
+//!
+//! Only one directory's listing and the stack of directories still to visit are held at a time,
+//! so memory follows the widest directory and the depth, never the size of the tree. Entries of
+//! a wide directory are examined in parallel, and with `--checksum` the files of each directory
+//! are hashed in parallel.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::entry::{self, Entry, Kind, Mtime};
+use crate::filter::{Filter, Verdict};
+use crate::progress::{FileError, SkipReason, Skipped};
+
+/// One directory of the source, ready to send.
+#[derive(Debug)]
+pub struct Listing {
+    /// Path relative to the root, as wire bytes.
+    pub rel: Vec<u8>,
+    /// The directory's own permission bits.
+    pub mode: u32,
+    /// The directory's own mtime.
+    pub mtime: Mtime,
+    /// Included entries, sorted by name.
+    pub entries: Vec<Entry>,
+    /// Entries left out on purpose and reported (secrets, specials, unsafe links).
+    pub skipped: Vec<Skipped>,
+    /// Entries that could not be examined.
+    pub errors: Vec<FileError>,
+}
+
+/// Walks a source tree depth first.
+#[derive(Debug)]
+pub struct Walker<'a> {
+    root: PathBuf,
+    filter: &'a Filter,
+    checksum: bool,
+    safe_links: bool,
+    /// Directories still to list: relative path and own metadata.
+    stack: Vec<(Vec<u8>, u32, Mtime)>,
+}
+
+fn mtime_of(meta: &fs::Metadata) -> Mtime {
+    Mtime {
+        sec: meta.mtime(),
+        nsec: meta.mtime_nsec() as u32,
+    }
+}
+
+impl<'a> Walker<'a> {
+    /// Starts at `root`, which must be a directory.
+    pub fn new(
+        root: &Path,
+        filter: &'a Filter,
+        checksum: bool,
+        safe_links: bool,
+    ) -> io::Result<Walker<'a>> {
+        let meta = fs::metadata(root)?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
+        }
+        Ok(Walker {
+            root: root.to_path_buf(),
+            filter,
+            checksum,
+            safe_links,
+            stack: vec![(Vec::new(), meta.mode() & 0o7777, mtime_of(&meta))],
+        })
+    }
+
+    fn abs(&self, rel: &[u8]) -> PathBuf {
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(entry::as_path(rel))
+        }
+    }
+
+    /// Lists the next directory. The root's failure to list is returned as `Err`; any other
+    /// directory's failure becomes a [`FileError`] in its parent-less listing.
+    pub fn next_dir(&mut self) -> Option<io::Result<Listing>> {
+        let (rel, mode, mtime) = self.stack.pop()?;
+        let dir_path = self.abs(&rel);
+        let mut listing = Listing {
+            rel,
+            mode,
+            mtime,
+            entries: Vec::new(),
+            skipped: Vec::new(),
+            errors: Vec::new(),
+        };
+        let names = match read_names(&dir_path) {
+            Ok(names) => names,
+            Err(e) if listing.rel.is_empty() => return Some(Err(e)),
+            Err(e) => {
+                listing.errors.push(FileError::new(
+                    &listing.rel,
+                    format!("cannot list directory: {e}"),
+                ));
+                return Some(Ok(listing));
+            }
+        };
+        let examined: Vec<Examined> = if names.len() >= 256 {
+            names
+                .par_iter()
+                .map(|n| self.examine(&listing.rel, &dir_path, n))
+                .collect()
+        } else {
+            names
+                .iter()
+                .map(|n| self.examine(&listing.rel, &dir_path, n))
+                .collect()
+        };
+        for item in examined {
+            match item {
+                Examined::Entry(e) => listing.entries.push(e),
+                Examined::Skipped(s) => listing.skipped.push(s),
+                Examined::Error(e) => listing.errors.push(e),
+                Examined::Excluded | Examined::Vanished => {}
+            }
+        }
+        if self.checksum {
+            let failures: Vec<FileError> = listing
+                .entries
+                .par_iter_mut()
+                .filter(|e| e.kind == Kind::File)
+                .filter_map(|e| {
+                    let path = dir_path.join(entry::as_path(&e.name));
+                    match hash_file(&path) {
+                        Ok(h) => {
+                            e.hash = Some(h);
+                            None
+                        }
+                        Err(err) => Some(FileError::new(
+                            &entry::join(&listing.rel, &e.name),
+                            format!("cannot read: {err}"),
+                        )),
+                    }
+                })
+                .collect();
+            listing.errors.extend(failures);
+            listing
+                .entries
+                .retain(|e| e.kind != Kind::File || e.hash.is_some());
+        }
+        // Visit subdirectories in name order: push them reversed onto the stack.
+        for e in listing.entries.iter().rev() {
+            if e.kind == Kind::Dir {
+                self.stack
+                    .push((entry::join(&listing.rel, &e.name), e.mode, e.mtime));
+            }
+        }
+        Some(Ok(listing))
+    }
+
+    fn examine(&self, dir_rel: &[u8], dir_path: &Path, name: &[u8]) -> Examined {
+        let rel = entry::join(dir_rel, name);
+        let path = dir_path.join(entry::as_path(name));
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Examined::Vanished,
+            Err(e) => return Examined::Error(FileError::new(&rel, format!("cannot stat: {e}"))),
+        };
+        let ft = meta.file_type();
+        let kind = if ft.is_file() {
+            Kind::File
+        } else if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_symlink() {
+            Kind::Symlink
+        } else {
+            return match self.filter.check(entry::as_path(&rel), false) {
+                Verdict::Include => Examined::Skipped(Skipped::new(&rel, SkipReason::Special)),
+                _ => Examined::Excluded,
+            };
+        };
+        match self.filter.check(entry::as_path(&rel), kind == Kind::Dir) {
+            Verdict::Include => {}
+            Verdict::Excluded => return Examined::Excluded,
+            Verdict::Secret => return Examined::Skipped(Skipped::new(&rel, SkipReason::Secret)),
+        }
+        let target = if kind == Kind::Symlink {
+            match fs::read_link(&path) {
+                Ok(t) => t.as_os_str().as_bytes().to_vec(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Examined::Vanished,
+                Err(e) => {
+                    return Examined::Error(FileError::new(&rel, format!("cannot read link: {e}")))
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        if kind == Kind::Symlink && self.safe_links && !is_safe_link(dir_rel, &target) {
+            return Examined::Skipped(Skipped::new(&rel, SkipReason::UnsafeLink));
+        }
+        Examined::Entry(Entry {
+            name: name.to_vec(),
+            kind,
+            size: if kind == Kind::File { meta.len() } else { 0 },
+            mtime: mtime_of(&meta),
+            mode: meta.mode() & 0o7777,
+            target,
+            hash: None,
+        })
+    }
+}
+
+enum Examined {
+    Entry(Entry),
+    Skipped(Skipped),
+    Error(FileError),
+    Excluded,
+    Vanished,
+}
+
+fn read_names(dir: &Path) -> io::Result<Vec<Vec<u8>>> {
+    let mut names = Vec::new();
+    for item in fs::read_dir(dir)? {
+        names.push(item?.file_name().as_bytes().to_vec());
+    }
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// Opens a source file for reading without following a symlink swapped in after the scan.
+pub fn open_source(path: &Path) -> io::Result<File> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no longer a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// blake3 of a file, read through mmap in parallel for large files.
+pub fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
+    let file = open_source(path)?;
+    hash_open_file(&file)
+}
+
+/// blake3 of an open file.
+pub fn hash_open_file(file: &File) -> io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    if file.metadata()?.len() >= (1 << 20) {
+        // SAFETY: the map is read-only and dropped before return; if another process changes the
+        // file meanwhile, the hash is wrong and the receiver's check catches it.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        hasher.update_rayon(&map);
+    } else {
+        hasher.update_reader(file)?;
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// Whether a symlink in `dir_rel` pointing at `target` stays inside the tree (rsync's
+/// `--safe-links` rule: not absolute, and no `..` climbs above the root).
+pub fn is_safe_link(dir_rel: &[u8], target: &[u8]) -> bool {
+    if target.is_empty() || target.first() == Some(&b'/') {
+        return false;
+    }
+    let mut depth: i64 = if dir_rel.is_empty() {
+        0
+    } else {
+        dir_rel.split(|&b| b == b'/').count() as i64
+    };
+    for component in target.split(|&b| b == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_links_stay_inside() {
+        assert!(is_safe_link(b"", b"a/b"));
+        assert!(is_safe_link(b"d", b"../x"));
+        assert!(!is_safe_link(b"d", b"../../x"));
+        assert!(!is_safe_link(b"", b"/etc/passwd"));
+        assert!(!is_safe_link(b"", b"a/../../x"));
+        assert!(is_safe_link(b"d/e", b"../../f"));
+    }
+
+    #[test]
+    fn listings_are_sorted_depth_first_and_filtered() {
+        let t = tempfile::tempdir().unwrap();
+        for d in ["b/y", "a", "c"] {
+            fs::create_dir_all(t.path().join(d)).unwrap();
+        }
+        for f in ["z", "b/y/f", "a/x.log", "a/k.pem", "c/n"] {
+            fs::write(t.path().join(f), f).unwrap();
+        }
+        let filter = Filter::new(&["*.log"], false).unwrap();
+        let mut w = Walker::new(t.path(), &filter, true, false).unwrap();
+        let mut seen = Vec::new();
+        while let Some(l) = w.next_dir() {
+            let l = l.unwrap();
+            let names: Vec<String> = l
+                .entries
+                .iter()
+                .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+                .collect();
+            seen.push((
+                String::from_utf8_lossy(&l.rel).into_owned(),
+                names,
+                l.skipped.len(),
+            ));
+            assert!(l
+                .entries
+                .iter()
+                .all(|e| e.kind != Kind::File || e.hash.is_some()));
+        }
+        let expect = |d: &str, n: &[&str], s: usize| {
+            (
+                d.to_string(),
+                n.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                s,
+            )
+        };
+        assert_eq!(
+            seen,
+            vec![
+                expect("", &["a", "b", "c", "z"], 0),
+                expect("a", &[], 1),
+                expect("b", &["y"], 0),
+                expect("b/y", &["f"], 0),
+                expect("c", &["n"], 0),
+            ]
+        );
+    }
+}

@@ -83,6 +83,8 @@ const SECRETS: &[&str] = &[
     "proj/.env",
     "proj/.env.production",
     "proj/deploy/tls.pem",
+    "home/alice/.ssh/id_rsa",
+    "home/alice/.aws/credentials",
 ];
 
 const ALLOWED: &[&str] = &[
@@ -94,6 +96,8 @@ const ALLOWED: &[&str] = &[
     "notes.txt",
     "sub/readme.md",
     "proj/main.rs",
+    "home/alice/.ssh/id_rsa.pub",
+    "home/alice/notes.txt",
 ];
 
 fn secret_tree(src: &Path) {
@@ -224,9 +228,7 @@ fn seed_bug_50k_files_10k_excludes_delete_excluded() {
     let tmp = fast_tempdir("azsync-50k-");
     let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
     fs::create_dir(&src).unwrap();
-    let t0 = std::time::Instant::now();
     big_flat_tree(&src);
-    eprintln!("TIMING tree {:?}", t0.elapsed());
     let mut clock = Clock::new(1_650_000_000);
     // Files and directories that the patterns below really match (excluded) or nearly match
     // (copied).
@@ -315,7 +317,6 @@ fn seed_bug_50k_files_10k_excludes_delete_excluded() {
             excludes.to_str().unwrap(),
         ],
     );
-    eprintln!("TIMING run {:?}", t0.elapsed());
     run.expect_ok();
     let expected = Snapshot::take(&src).without(|p| excluded.iter().any(|e| e.as_bytes() == p));
     assert_eq!(
@@ -324,7 +325,6 @@ fn seed_bug_50k_files_10k_excludes_delete_excluded() {
         "test sanity: expected file count"
     );
     let got = Snapshot::take(&dst);
-    eprintln!("TIMING snaps {:?}", t0.elapsed());
     for rel in stray {
         assert!(
             !exists_nofollow(&dst.join(rel)),
@@ -336,6 +336,51 @@ fn seed_bug_50k_files_10k_excludes_delete_excluded() {
         &got,
         Compare::Exact,
         "destination = source less the excluded paths",
+    );
+}
+
+/// One directory far larger than any batch: it is sent in slices, and `--delete` must still
+/// see the whole directory (an entry in one slice is not "missing" from another).
+#[test]
+fn huge_single_directory_with_delete() {
+    let tmp = fast_tempdir("azsync-bigdir-");
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    let big = src.join("big");
+    fs::create_dir_all(&big).unwrap();
+    const N: usize = 30_000;
+    let write = |p: PathBuf, i: usize| {
+        let t = at(1_600_000_000 + i as u64, (i * 7919 % 1_000_000_000) as u32);
+        let mut f = fs::File::create(p).unwrap();
+        f.write_all(format!("{i}\n").as_bytes()).unwrap();
+        f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
+            .unwrap();
+    };
+    for i in 0..N {
+        write(big.join(format!("f{i:05}")), i);
+    }
+    write(src.join("z-after.txt"), 1);
+    set_mtime(&big, at(1_610_000_000, 1));
+    set_mtime(&src, at(1_610_000_000, 2));
+    azsync_sync(&src, &dst, &[]).expect_ok();
+    assert_replica(&src, &dst);
+
+    for i in (0..N).step_by(3) {
+        fs::remove_file(big.join(format!("f{i:05}"))).unwrap();
+    }
+    for i in 0..1000 {
+        write(big.join(format!("g{i:05}")), i);
+    }
+    for i in (0..N).step_by(1000) {
+        write(dst.join(format!("big/f{i:05}.stray")), i);
+    }
+    set_mtime(&big, at(1_620_000_000, 3));
+    let (run, rep) = azsync_sync_json(&src, &dst, &["--delete"]);
+    run.expect_ok();
+    assert_replica(&src, &dst);
+    assert_eq!(
+        num(&rep, "deleted"),
+        (N / 3 + N / 1000) as u64,
+        "deleted count: {rep}"
     );
 }
 
@@ -433,6 +478,37 @@ fn dest_symlinked_parent_of_updated_file_is_not_followed() {
     );
     assert!(is_real_dir(&dst.join("p")) && is_real_dir(&dst.join("q/r")));
     assert_replica(&src, &dst);
+}
+
+#[test]
+fn dest_symlink_where_source_has_file_is_replaced_not_written_through() {
+    let (tmp, src, dst) = setup();
+    let out = outside_dir(tmp.path(), "outside");
+    build(
+        &src,
+        &[
+            ("f.txt", "the source's f.txt, longer than the outside one\n"),
+            ("g.txt", "g\n"),
+        ],
+    );
+    // A different mode and mtime in the source, so a chmod or utimes through the link shows.
+    set_mode(&src.join("f.txt"), 0o600);
+    set_mtime(&src, at(1_600_100_000, 1));
+    fs::create_dir(&dst).unwrap();
+    make_symlink(out.join("f.txt"), &dst.join("f.txt"));
+    make_symlink("../outside/keep/inner.txt", &dst.join("g.txt"));
+    let before = Snapshot::take(&out);
+    for opts in [&[][..], &["--checksum"][..], &["--delete"][..]] {
+        let run = azsync_sync(&src, &dst, opts);
+        run.expect_ok();
+        assert_same(
+            &before,
+            &Snapshot::take(&out),
+            Compare::Exact,
+            &format!("outside dir behind DEST/f.txt (options {opts:?})"),
+        );
+        assert_replica(&src, &dst);
+    }
 }
 
 #[test]
@@ -660,6 +736,24 @@ fn dry_run_changes_nothing_and_itemizes() {
     assert_replica(&src, &dst);
 }
 
+#[test]
+fn dry_run_does_not_create_dest() {
+    let (_tmp, src, dst) = setup();
+    build(&src, &[("a.txt", "a\n"), ("d/b.txt", "b\n")]);
+    let run = azsync_sync(&src, &dst, &["-n", "-i"]);
+    run.expect_ok();
+    assert!(
+        !exists_nofollow(&dst),
+        "a dry run created DEST\n{}",
+        run.describe()
+    );
+    assert!(
+        run.stdout().lines().any(|l| l == ">f+++++++++ d/b.txt"),
+        "the dry run does not itemize d/b.txt\n{}",
+        run.describe()
+    );
+}
+
 fn check_itemize(run: &Run) {
     let out = run.stdout();
     let lines: Vec<&str> = out.lines().collect();
@@ -803,6 +897,18 @@ fn relative_paths_from_the_working_directory() {
         describe("azsync sync src dst (in the temp dir)", &out)
     );
     assert_replica(&src, &tmp.path().join("dst"));
+
+    // A trailing slash on SRC changes nothing: still the contents.
+    let mut cmd = std::process::Command::new(azsync_bin());
+    cmd.current_dir(tmp.path())
+        .args(["sync", "--no-progress", "src/", "dst2/"]);
+    let out = run_with_timeout(cmd, RUN_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("azsync sync src/ dst2/ (in the temp dir)", &out)
+    );
+    assert_replica(&src, &tmp.path().join("dst2"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -833,6 +939,18 @@ fn fifo_and_socket_are_skipped_as_special() {
         &Snapshot::take(&dst),
         Compare::Exact,
         "destination = source less the special files",
+    );
+
+    // A FIFO in the destination that the source lacks is deleted by --delete (never opened).
+    make_fifo(&dst.join("old-pipe"));
+    make_fifo(&dst.join("d/old-pipe"));
+    let run = azsync_sync(&src, &dst, &["--delete"]);
+    run.expect_ok();
+    assert_same(
+        &Snapshot::take(&src).without(specials),
+        &Snapshot::take(&dst),
+        Compare::Exact,
+        "destination after --delete of FIFOs",
     );
 }
 

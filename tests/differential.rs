@@ -16,7 +16,8 @@ mod common;
 use common::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 /// One differential case: a source, the azsync destination and the rsync destination.
 struct Case {
@@ -217,6 +218,28 @@ fn differential(seed: u64) {
         touch(&c.s(&rel), t);
     }
     c.sync(&[], &[], "metadata only");
+
+    // 4b. The destinations were edited behind our back: contents with a newer mtime, a mode, a
+    //     directory's mode and mtime. A sync puts the source's version back (no -u).
+    let snap = Snapshot::take(&c.src);
+    let mut picker = Picker::default();
+    let files = picker.pick(&snap, Kind::File, 3, &mut c.rng, small_file(0));
+    let dirs = picker.pick(&snap, Kind::Dir, 1, &mut c.rng, any);
+    for dst in [&c.dst_a, &c.dst_r] {
+        let t = c.clock.tick();
+        for rel in &files {
+            write_file(
+                &join_bytes(dst, rel),
+                b"edited in the destination",
+                0o600,
+                t,
+            );
+        }
+        for rel in &dirs {
+            set_dir_meta(&join_bytes(dst, rel), 0o711, t);
+        }
+    }
+    c.sync(&[], &[], "destination edited");
 
     // 5. Additions: new files, a new nested directory, a new empty directory, new symlinks, a
     //    symlink retargeted.
@@ -538,4 +561,147 @@ fn delete_everything() {
     set_mtime(&c.src, t);
     c.sync(&["--delete"], &["--delete"], "everything deleted");
     assert_eq!(Snapshot::take(&c.dst_a).nodes.len(), 1);
+}
+
+/// The comparator itself: an rsync copy passes, and each kind of difference is caught (the
+/// tests above would be vacuous otherwise).
+#[test]
+fn comparator_catches_differences() {
+    require_rsync();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let dst = tmp.path().join("dst");
+    generate_tree(
+        &src,
+        99,
+        &GenOptions {
+            big_files: false,
+            max_depth: 3,
+        },
+    );
+    rsync_a(&src, &dst, &[]).expect_ok();
+    let s = Snapshot::take(&src);
+    assert_same(
+        &s,
+        &Snapshot::take(&dst),
+        Compare::Exact,
+        "fresh rsync copy",
+    );
+    assert!(s.count(&Kind::File) > 50 && s.count(&Kind::Dir) > 10 && s.count(&Kind::Symlink) >= 8);
+
+    let check = |what: &str, mutate: &dyn Fn(&Path), exact: bool, tolerant: bool| {
+        let d = tmp.path().join(format!("copy-{what}"));
+        rsync_a(&src, &d, &[]).expect_ok();
+        mutate(&d);
+        let got = Snapshot::take(&d);
+        assert_eq!(
+            !diff(&s, &got, Compare::Exact).is_empty(),
+            exact,
+            "{what}: exact"
+        );
+        assert_eq!(
+            !diff(&s, &got, Compare::RsyncTolerant).is_empty(),
+            tolerant,
+            "{what}: tolerant"
+        );
+    };
+    let file = |d: &Path| d.join("edge3-65536.bin");
+    check(
+        "byte flipped",
+        &|d| {
+            let m = std::fs::metadata(file(d)).unwrap();
+            let t = std::time::UNIX_EPOCH
+                + std::time::Duration::new(m.mtime() as u64, m.mtime_nsec() as u32);
+            rewrite_range(
+                &file(d),
+                40_001,
+                &[0xAA ^ std::fs::read(file(d)).unwrap()[40_001]],
+                t,
+            );
+        },
+        true,
+        true,
+    );
+    check("file mode", &|d| set_mode(&file(d), 0o640), true, true);
+    check(
+        "file mtime ns",
+        &|d| {
+            let m = std::fs::metadata(file(d)).unwrap();
+            touch(
+                &file(d),
+                at(
+                    m.mtime() as u64,
+                    (m.mtime_nsec() as u32 + 1) % 1_000_000_000,
+                ),
+            );
+        },
+        true,
+        true,
+    );
+    check(
+        "dir mtime ns",
+        &|d| {
+            let m = std::fs::metadata(d.join("empty-dir")).unwrap();
+            touch(
+                &d.join("empty-dir"),
+                at(
+                    m.mtime() as u64,
+                    (m.mtime_nsec() as u32 + 1) % 1_000_000_000,
+                ),
+            );
+        },
+        true,
+        false,
+    );
+    check(
+        "root mtime s",
+        &|d| {
+            let m = std::fs::metadata(d).unwrap();
+            touch(d, at(m.mtime() as u64 + 1, m.mtime_nsec() as u32));
+        },
+        true,
+        true,
+    );
+    check(
+        "dir mode",
+        &|d| set_mode(&d.join("empty-dir"), 0o700),
+        true,
+        true,
+    );
+    check(
+        "link target",
+        &|d| {
+            std::fs::remove_file(d.join("dangling")).unwrap();
+            make_symlink("does/not/exis", &d.join("dangling"));
+        },
+        true,
+        true,
+    );
+    check(
+        "extra file",
+        &|d| std::fs::write(d.join("empty/x"), b"").unwrap(),
+        true,
+        true,
+    );
+    check(
+        "missing link",
+        &|d| std::fs::remove_file(d.join("self-loop")).unwrap(),
+        true,
+        true,
+    );
+    check(
+        "non-utf8 missing",
+        &|d| std::fs::remove_file(join_bytes(d, b"caf\xe9")).unwrap(),
+        true,
+        true,
+    );
+    check(
+        "file became dir",
+        &|d| {
+            std::fs::remove_file(d.join("empty-file")).unwrap();
+            std::fs::create_dir(d.join("empty-file")).unwrap();
+        },
+        true,
+        true,
+    );
 }

@@ -155,12 +155,14 @@ fn secs(d: Duration) -> String {
 /// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    let head = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        rest => rest,
+    };
+    let mut out = digits[..head].to_string();
+    for group in digits.as_bytes()[head..].chunks(3) {
+        out.push(',');
+        out.push_str(std::str::from_utf8(group).unwrap_or_default());
     }
     out
 }
@@ -283,9 +285,70 @@ mod tests {
     }
 
     #[test]
+    fn table_marks_failures() {
+        let setup = Setup {
+            cpus: 2,
+            cpu_model: "cpu".into(),
+            mem_total: "1 GiB".into(),
+            kernel: "k".into(),
+            rsync_version: "rsync 3".into(),
+            azsync_version: "azsync 0.1.0".into(),
+            date: utc_now(),
+            dir: "/dev/shm/x".into(),
+            fs_type: "tmpfs".into(),
+            seed: 1,
+            runs: 2,
+            files: 10,
+            dirs: 1,
+            symlinks: 0,
+            total_bytes: 1000,
+            azsync_cmd: "a".into(),
+            rsync_cmd: "r".into(),
+        };
+        let sample = |ms, kib| Sample {
+            wall: Duration::from_millis(ms),
+            max_rss_kib: kib,
+        };
+        let ok = Scenario {
+            name: "ok".into(),
+            azsync: vec![sample(100, 2048), sample(300, 1024)],
+            rsync: vec![sample(400, 4096), sample(400, 4096)],
+            azsync_failed: 0,
+            rsync_failed: 0,
+            problems: Vec::new(),
+        };
+        let md = markdown(&setup, std::slice::from_ref(&ok));
+        assert!(
+            md.contains("| ok | 0.200 | 0.400 | 0.50 | 2.0 | 4.0 |"),
+            "{md}"
+        );
+        assert!(md.contains("all matched"), "{md}");
+        let failed = Scenario {
+            name: "bad".into(),
+            azsync: Vec::new(),
+            azsync_failed: 2,
+            problems: vec!["x".into(), "y".into()],
+            ..ok
+        };
+        let md = markdown(&setup, &[failed]);
+        assert!(
+            md.contains(
+                "| bad (**azsync failed 2 of 2 runs**) | failed | 0.400 | n/a | failed | 4.0 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("azsync failed, failed; rsync 0.400, 0.400"),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn formats() {
         assert_eq!(thousands(50_000), "50,000");
         assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(100_000), "100,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
         let now = utc_now();
         assert_eq!(now.len(), "2025-01-01 00:00 UTC".len(), "{now}");

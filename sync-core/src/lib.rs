@@ -40,7 +40,7 @@ mod entry;
 mod error;
 mod filter;
 mod progress;
-mod protocol;
+pub mod protocol;
 mod receiver;
 mod sender;
 mod transport;
@@ -51,6 +51,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+pub use entry::{Entry, Kind, Mtime};
 pub use error::{Error, Result};
 pub use filter::SECRET_RULES;
 pub use progress::{FileError, NoProgress, Progress, Report, SkipReason, Skipped};

@@ -404,6 +404,11 @@ impl<W: Write> FrameWriter<W> {
         Ok(())
     }
 
+    /// The underlying stream, for writing raw bytes (flush queued frames first).
+    pub fn get_mut(&mut self) -> &mut W {
+        self.inner.get_mut()
+    }
+
     /// Pushes queued frames to the peer.
     pub fn flush(&mut self) -> Result<()> {
         self.inner.flush().map_err(transport)

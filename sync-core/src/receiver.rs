@@ -466,7 +466,7 @@ impl Receiver {
     fn plan(&mut self, dir_key: &[u8], dir: Option<&Dir>, entries: &[Entry]) -> Vec<Plan> {
         let Some(dir) = dir else {
             if self.options.dry_run && self.root.is_some() || self.root.is_none() {
-                return entries.iter().map(|e| new_entry_plan(e)).collect();
+                return entries.iter().map(new_entry_plan).collect();
             }
             // The directory could not be opened: its error is already reported.
             return entries.iter().map(|_| Plan::Nothing).collect();

@@ -374,7 +374,7 @@ impl Gen<'_> {
 /// - files from 0 bytes to ~300 KB (random bytes or text), modes 0644/0600/0755/0444, plus sizes
 ///   on block boundaries (4095/4096/4097/65536/65537) and, with `opts.big_files`, three 1 MiB
 ///   files, one 5 MiB file and one file of exactly 20 MiB,
-/// - empty directories and empty files,
+/// - empty directories and empty files, a hard link (copied as an independent file),
 /// - names with spaces, a leading dash, tabs, non-ASCII UTF-8, non-UTF-8 bytes and a 250-byte name,
 /// - `.gitignore` and `.ignore` files whose patterns match other files (a sync copies everything
 ///   regardless: only `.azsyncignore` is a filter),
@@ -492,6 +492,11 @@ pub fn generate_tree(root: &Path, seed: u64, opts: &GenOptions) -> GenTree {
             g.out.big.push((rel, len));
         }
     }
+
+    // A hard link: rsync -a (without -H) copies it as a second, independent file.
+    let (first, size) = g.out.files[g.out.files.len() / 2].clone();
+    fs::hard_link(join_bytes(root, &first), root.join("hard-link")).unwrap();
+    g.out.files.push((b"hard-link".to_vec(), size));
 
     // Symlinks.
     let file_count = g.out.files.len();

@@ -351,17 +351,32 @@ impl Bench {
                     .work
                     .join("logs")
                     .join(format!("{key}-{}-{run}.log", tool.name));
-                let sample: Sample = match self.timer.run(&tool.argv(&self.src, &dst), &log) {
+                let argv = tool.argv(&self.src, &dst);
+                let run_result = self
+                    .timer
+                    .run(&argv, &log)
+                    .with_context(|| format!("{name}: {} run {run}", tool.name))?;
+                let sample: Sample = match run_result {
                     Ok(sample) => sample,
-                    Err(err) => {
-                        // A failed run is reported, not fatal: the other runs and scenarios
-                        // still say something, and the exit code is 1 at the end.
-                        let err = format!("{err:#}");
-                        eprintln!("  run {run}/{}  {:<6} FAILED: {err}", self.runs, tool.name);
-                        let err = err.lines().map(str::trim).collect::<Vec<_>>().join(" / ");
-                        scenario
-                            .problems
-                            .push(format!("{name}, {} run {run} failed: {err}", tool.name));
+                    Err(failure) => {
+                        // A failed run is a result, not the end of the benchmark: the other runs
+                        // and scenarios still say something, and the exit code is 1 at the end.
+                        eprintln!(
+                            "  run {run}/{}  {:<6} FAILED ({}): {}\n    command: {}\n    output: {}",
+                            self.runs,
+                            tool.name,
+                            failure.status,
+                            failure.tail.replace('\n', "\n    "),
+                            run::shell_words(&argv),
+                            failure.log.display()
+                        );
+                        let last = failure.tail.lines().last().unwrap_or("(no output)");
+                        scenario.problems.push(format!(
+                            "{name}, {} run {run} failed ({}): `{}`",
+                            tool.name,
+                            failure.status,
+                            last.trim()
+                        ));
                         match tool.name {
                             "azsync" => scenario.azsync_failed += 1,
                             _ => scenario.rsync_failed += 1,
@@ -506,12 +521,24 @@ fn bench(opts: &Options) -> Result<bool> {
         fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("report written to {}", path.display());
     }
+    let all_good = scenarios.iter().all(|s| s.problems.is_empty());
     if opts.keep {
         eprintln!("working directory kept: {}", work.display());
-    } else {
+    } else if all_good {
         remove(&work)?;
+    } else {
+        // The trees go (on tmpfs they hold memory); the tools' output stays for a look.
+        for tool in &bench.tools {
+            remove(&bench.dst(tool))?;
+            remove(&bench.base(tool))?;
+        }
+        remove(&src)?;
+        eprintln!(
+            "the tools' output is kept in {}",
+            work.join("logs").display()
+        );
     }
-    Ok(scenarios.iter().all(|s| s.problems.is_empty()))
+    Ok(all_good)
 }
 
 #[cfg(test)]

@@ -24,6 +24,18 @@ pub struct Sample {
     pub max_rss_kib: u64,
 }
 
+/// A run whose command exited unsuccessfully: a result of the benchmark, not an error of the
+/// harness.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// How it ended, e.g. "exit status: 1".
+    pub status: String,
+    /// The last lines of its output.
+    pub tail: String,
+    /// Where all of its output is.
+    pub log: PathBuf,
+}
+
 /// A sync tool and how it is invoked.
 #[derive(Debug, Clone)]
 pub struct Tool {
@@ -148,8 +160,9 @@ impl Timer {
     }
 
     /// Runs `argv` to completion, its output going to `log` (and GNU time's report to
-    /// `log` + `.time`); fails with the log's tail if it exits non-zero.
-    pub fn run(&self, argv: &[OsString], log: &Path) -> Result<Sample> {
+    /// `log` + `.time`). `Ok(Err(_))` if the command failed; `Err(_)` if it could not be run or
+    /// measured.
+    pub fn run(&self, argv: &[OsString], log: &Path) -> Result<Result<Sample, Failure>> {
         let time_out = {
             let mut p = log.as_os_str().to_owned();
             p.push(".time");
@@ -169,12 +182,11 @@ impl Timer {
             .with_context(|| format!("running {}", shell_words(argv)))?;
         let wall = start.elapsed();
         if !status.success() {
-            bail!(
-                "`{}` failed ({status}); the last lines of {}:\n{}",
-                shell_words(argv),
-                log.display(),
-                tail(log, 20)
-            );
+            return Ok(Err(Failure {
+                status: status.to_string(),
+                tail: tail(log, 5),
+                log: log.to_path_buf(),
+            }));
         }
         let report = fs::read_to_string(&time_out)
             .with_context(|| format!("reading GNU time's report {}", time_out.display()))?;
@@ -184,7 +196,7 @@ impl Timer {
                 time_out.display()
             )
         })?;
-        Ok(Sample { wall, max_rss_kib })
+        Ok(Ok(Sample { wall, max_rss_kib }))
     }
 }
 

@@ -30,7 +30,7 @@ pub struct SyncArgs {
     /// Delete destination files that the source does not have.
     #[arg(long)]
     pub delete: bool,
-    /// With --delete, also delete excluded files from the destination.
+    /// Also delete excluded files from the destination (implies --delete).
     #[arg(long)]
     pub delete_excluded: bool,
     /// Exclude files matching PATTERN (gitignore syntax); repeatable.

@@ -39,6 +39,8 @@ mod delta;
 mod entry;
 mod error;
 mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 mod progress;
 pub mod protocol;
 mod receiver;
@@ -80,7 +82,8 @@ const DEFAULT_WINDOW: u32 = 64;
 ///   [`exclude_from`](Self::exclude_from) files and of `.azsyncignore` in the source root. The
 ///   built-in [`SECRET_RULES`] apply too unless [`allow_secrets`](Self::allow_secrets).
 /// - With [`delete`](Self::delete), destination entries the source lacks are removed, except
-///   excluded ones unless [`delete_excluded`](Self::delete_excluded).
+///   excluded ones; [`delete_excluded`](Self::delete_excluded) removes those too (and implies
+///   `delete`).
 /// - A failure confined to one path is collected in [`Report::errors`] and the rest goes on.
 #[derive(Debug)]
 pub struct SyncBuilder {
@@ -123,7 +126,7 @@ impl SyncBuilder {
         self
     }
 
-    /// With [`delete`](Self::delete), also remove excluded destination entries.
+    /// Also remove excluded destination entries; implies [`delete`](Self::delete), as in rsync.
     pub fn delete_excluded(mut self, yes: bool) -> Self {
         self.options.delete_excluded = yes;
         self
@@ -211,10 +214,12 @@ impl SyncBuilder {
         // Compile once here so a bad pattern is reported before anything starts.
         filter::Filter::new(&patterns, self.options.allow_secrets)?;
 
+        let mut options = self.options;
+        options.delete |= options.delete_excluded;
         let config = sender::SenderConfig {
             source: self.source.clone(),
             dest: absolute(&self.destination).as_os_str().as_bytes().to_vec(),
-            options: self.options,
+            options,
             patterns,
             safe_links: self.safe_links,
             window: self.window,

@@ -273,7 +273,7 @@ impl Gen<'_> {
 
     fn file_name(&mut self) -> Vec<u8> {
         let id = self.next_id();
-        let name = match self.rng.gen_range(0..20) {
+        match self.rng.gen_range(0..20) {
             0 => format!("with space {id}.txt").into_bytes(),
             1 => format!("naïve-{id}.md").into_bytes(),
             2 => {
@@ -286,8 +286,7 @@ impl Gen<'_> {
             5 => format!("data{id}.bin").into_bytes(),
             6 => format!("-dash{id}.txt").into_bytes(),
             _ => format!("file{id}.txt").into_bytes(),
-        };
-        name
+        }
     }
 
     fn dir_name(&mut self) -> Vec<u8> {
@@ -916,7 +915,7 @@ pub fn assert_tolerant(src: &Path, dst: &Path) {
 
 /// Longest any single run may take before it is killed and the test fails (a hang, e.g. a FIFO
 /// opened for reading, must fail the test, not block the suite).
-pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Path of the `azsync` binary built for these tests.
 pub fn azsync_bin() -> PathBuf {

@@ -8,7 +8,11 @@ pub fn frame_decode(data: &[u8]) {
     if let Ok(msg) = protocol::decode(data) {
         if let Ok(frame) = protocol::encode(&msg) {
             let again = protocol::decode(frame.get(4..).unwrap_or_default());
-            assert_eq!(again.ok().as_ref(), Some(&msg), "re-encoding changed the message");
+            assert_eq!(
+                again.ok().as_ref(),
+                Some(&msg),
+                "re-encoding changed the message"
+            );
         }
     }
 }
@@ -56,7 +60,9 @@ mod tests {
             b"a/b/c".to_vec(),
             b"/etc/passwd".to_vec(),
             vec![0x72, 0x73, 0x02, 0x36, 0x45, 0, 0x10, 0],
-            vec![0x72, 0x73, 0x02, 0x36, 0x54, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+            vec![
+                0x72, 0x73, 0x02, 0x36, 0x54, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+            ],
         ];
         for msg in [
             protocol::Message::EndOfTree,

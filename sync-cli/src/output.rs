@@ -2,6 +2,7 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub struct Output {
     style: Style,
     itemize: bool,
     bar: Option<ProgressBar>,
+    files_scanned: AtomicU64,
+    files_sent: AtomicU64,
     /// Set once stdout is closed under us (`azsync ... | head`): stop writing, quietly.
     stdout_closed: Mutex<bool>,
 }
@@ -55,6 +58,8 @@ impl Output {
             style,
             itemize,
             bar,
+            files_scanned: AtomicU64::new(0),
+            files_sent: AtomicU64::new(0),
             stdout_closed: Mutex::new(false),
         }
     }
@@ -143,9 +148,9 @@ fn human(bytes: u64) -> String {
 
 impl Progress for Output {
     fn scanned(&self, files: u64, bytes: u64) {
+        self.files_scanned.fetch_add(files, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.inc_length(bytes);
-            let _ = files;
         }
     }
 
@@ -156,8 +161,13 @@ impl Progress for Output {
     }
 
     fn file_sent(&self, path: &Path) {
+        let sent = self.files_sent.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(bar) = &self.bar {
-            bar.set_message(path.display().to_string());
+            bar.set_message(format!(
+                "{sent} sent of {} files scanned · {}",
+                self.files_scanned.load(Ordering::Relaxed),
+                path.display()
+            ));
         }
     }
 

@@ -398,8 +398,12 @@ impl<W: Write> FrameWriter<W> {
 
     /// Queues one message (call [`flush`](Self::flush) when a group is complete).
     pub fn send(&mut self, msg: &Message) -> Result<()> {
-        let frame = encode(msg)?;
-        self.inner.write_all(&frame).map_err(transport)?;
+        self.send_frame(&encode(msg)?)
+    }
+
+    /// Queues a frame made by [`encode`].
+    pub fn send_frame(&mut self, frame: &[u8]) -> Result<()> {
+        self.inner.write_all(frame).map_err(transport)?;
         self.bytes += frame.len() as u64;
         Ok(())
     }

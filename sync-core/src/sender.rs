@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::progress::{FileError, Progress, Report};
 use crate::protocol::{
-    Batch, FrameReader, FrameWriter, Hello, Message, NeedKind, SessionOptions, Summary, DATA_CHUNK,
-    MAX_BATCH_ENTRIES, MAX_FRAME, PROTOCOL_VERSION, RULES_CHUNK_BYTES,
+    self, Batch, FrameReader, FrameWriter, Hello, Message, NeedKind, SessionOptions, Summary,
+    DATA_CHUNK, MAX_BATCH_ENTRIES, MAX_FRAME, PROTOCOL_VERSION, RULES_CHUNK_BYTES,
 };
 use crate::walk::{self, Walker};
 
@@ -129,8 +129,10 @@ pub(crate) fn run<R: Read + Send, W: Write + Send>(
         (walked, answered)
     });
     let (summary, bytes_received) = answered;
-    walked?;
+    // The answering side's failure is the cause when both fail (the walker then only sees that
+    // the receiver stopped answering).
     let summary = summary?;
+    walked?;
 
     report.bytes_sent = shared
         .writer
@@ -260,9 +262,10 @@ fn walk_and_send<W: Write>(
                 last: slice + 1 == slices,
                 entries: part,
             };
+            // Record the batch before the receiver can see it: its reply may come back before
+            // this thread runs again.
             let msg = Message::Batch(batch);
-            shared.send(&msg)?;
-            shared.flush()?;
+            let frame = protocol::encode(&msg)?;
             let Message::Batch(batch) = msg else {
                 unreachable!("just built as a batch")
             };
@@ -277,6 +280,9 @@ fn walk_and_send<W: Write>(
                         entries: batch.entries,
                     },
                 );
+            let mut writer = shared.writer.lock().unwrap_or_else(|p| p.into_inner());
+            writer.send_frame(&frame)?;
+            writer.flush()?;
         }
     }
     shared.send(&Message::EndOfTree)?;

@@ -28,6 +28,8 @@ struct Case {
     clock: Clock,
     rng: ChaCha8Rng,
     seed: u64,
+    /// When set, both tools reach their destinations through this real sshd.
+    ssh: Option<common::sshd::TestSshd>,
 }
 
 impl Case {
@@ -48,7 +50,13 @@ impl Case {
             clock: Clock::default(),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x00D1_FFEE),
             seed,
+            ssh: None,
         }
+    }
+
+    fn over_ssh(mut self) -> Case {
+        self.ssh = Some(common::sshd::TestSshd::start());
+        self
     }
 
     fn s(&self, rel: &[u8]) -> PathBuf {
@@ -58,7 +66,15 @@ impl Case {
     /// Runs both tools with these options (azsync always with `--json`), checks both succeeded
     /// and azsync reported no skip and no error; returns azsync's report. Compares nothing.
     fn run_both(&self, azsync_opts: &[&str], rsync_opts: &[&str], step: &str) -> serde_json::Value {
-        let (run, report) = azsync_sync_json(&self.src, &self.dst_a, azsync_opts);
+        let (run, report) = match &self.ssh {
+            None => azsync_sync_json(&self.src, &self.dst_a, azsync_opts),
+            Some(sshd) => {
+                let rsh = sshd.rsh();
+                let mut opts = vec!["--rsh", &rsh];
+                opts.extend_from_slice(azsync_opts);
+                azsync_sync_json(&self.src, Path::new(&sshd.dest(&self.dst_a)), &opts)
+            }
+        };
         assert_eq!(
             run.code(),
             Some(0),
@@ -72,7 +88,15 @@ impl Case {
             "seed {} step {step:?}: azsync skipped or failed entries: {report}",
             self.seed
         );
-        let r = rsync_a(&self.src, &self.dst_r, rsync_opts);
+        let r = match &self.ssh {
+            None => rsync_a(&self.src, &self.dst_r, rsync_opts),
+            Some(sshd) => {
+                let rsh = sshd.rsh();
+                let mut opts = vec!["-e", &rsh];
+                opts.extend_from_slice(rsync_opts);
+                rsync_a(&self.src, Path::new(&sshd.dest(&self.dst_r)), &opts)
+            }
+        };
         assert_eq!(
             r.code(),
             Some(0),
@@ -118,8 +142,12 @@ fn any(_: &[u8], _: &Node) -> bool {
 
 /// The whole sequence of steps for one seed.
 fn differential(seed: u64) {
+    differential_case(Case::new(seed, &GenOptions::default()));
+}
+
+fn differential_case(mut c: Case) {
     require_rsync();
-    let mut c = Case::new(seed, &GenOptions::default());
+    let seed = c.seed;
     let file_count = Snapshot::take(&c.src).count(&Kind::File) as u64;
 
     // 1. First sync into destinations that do not exist yet.
@@ -432,6 +460,13 @@ fn differential_seed_2() {
 #[test]
 fn differential_seed_3() {
     differential(3);
+}
+
+/// The same sequence through a real sshd: azsync deploys and runs its agent through a system ssh
+/// command (`--rsh`), rsync runs `rsync --server` through the same command.
+#[test]
+fn differential_over_ssh_rsh() {
+    differential_case(Case::new(4, &GenOptions::default()).over_ssh());
 }
 
 /// A 20 MiB random file, then 1 KiB changed in the middle: the re-sync is a delta whose literal

@@ -25,8 +25,9 @@ pub enum Command {
 pub struct SyncArgs {
     /// Source directory; its contents are synced (like `rsync -a SRC/ DEST/`).
     pub src: PathBuf,
-    /// Destination directory (created if missing).
-    pub dest: PathBuf,
+    /// Destination directory (created if missing): a local path, `[user@]host:path` (relative
+    /// paths are under the remote home) or `ssh://[user@]host[:port]/path`.
+    pub dest: String,
     /// Delete destination files that the source does not have.
     #[arg(long)]
     pub delete: bool,
@@ -60,6 +61,41 @@ pub struct SyncArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+/// How to reach a remote destination.
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// SSH port of the remote (overrides a port in an ssh:// destination).
+    #[arg(short = 'p', long)]
+    pub port: Option<u16>,
+    /// Private key to try (after those in ssh-agent); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub key: Vec<PathBuf>,
+    /// Use this ssh command (e.g. "ssh -J bastion") instead of the built-in SSH client.
+    #[arg(long, short = 'e', value_name = "COMMAND")]
+    pub rsh: Option<String>,
+    /// Run the agent already installed at PATH on the remote instead of deploying one.
+    #[arg(long, value_name = "PATH")]
+    pub agent_path: Option<String>,
+    /// known_hosts file to check host keys against (default ~/.ssh/known_hosts).
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// What to do with a host key not in known_hosts: refuse it, record it, or skip checking.
+    #[arg(long, value_enum, default_value_t = HostKeyPolicy::AcceptNew)]
+    pub host_key_policy: HostKeyPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HostKeyPolicy {
+    /// Only hosts already in known_hosts.
+    Strict,
+    /// Record new hosts; refuse changed keys.
+    AcceptNew,
+    /// No checking at all (unsafe).
+    Off,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod location;
 mod output;
 
 use std::process::ExitCode;
@@ -10,6 +11,8 @@ use clap::Parser;
 
 /// Some files failed, the rest synced (rsync's code for a partial transfer).
 pub const EXIT_PARTIAL: u8 = 23;
+/// The command line is wrong.
+pub const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     // clap exits with 2 on a usage error, as rsync does.

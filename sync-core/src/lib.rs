@@ -44,6 +44,7 @@ pub mod fuzzing;
 mod progress;
 pub mod protocol;
 mod receiver;
+mod remote;
 mod sender;
 mod transport;
 mod walk;
@@ -59,6 +60,7 @@ pub use filter::SECRET_RULES;
 pub use progress::{FileError, NoProgress, Progress, Report, SkipReason, Skipped};
 pub use protocol::Change;
 pub use receiver::serve;
+pub use remote::{AgentSource, SystemSsh};
 pub use transport::Transport;
 
 /// The file in the source root whose lines are read as exclude patterns.
@@ -187,6 +189,13 @@ impl SyncBuilder {
         self
     }
 
+    /// Reach the receiver through `transport` (the default is a receiver thread in this
+    /// process). With a remote transport the destination is a path on the remote machine.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
     /// Receive progress callbacks.
     pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = Some(progress);
@@ -218,7 +227,11 @@ impl SyncBuilder {
         options.delete |= options.delete_excluded;
         let config = sender::SenderConfig {
             source: self.source.clone(),
-            dest: absolute(&self.destination).as_os_str().as_bytes().to_vec(),
+            dest: if self.transport.is_local() {
+                absolute(&self.destination).as_os_str().as_bytes().to_vec()
+            } else {
+                self.destination.as_os_str().as_bytes().to_vec()
+            },
             options,
             patterns,
             safe_links: self.safe_links,

@@ -90,7 +90,11 @@ fn session<R: Read>(reader: &mut FrameReader<R>, out: &channel::Sender<Message>)
     }
     let filter = Filter::new(&patterns, hello.options.allow_secrets)?;
     drop(patterns);
-    let dest = entry::to_path_buf(&hello.dest);
+    // An empty path is the home directory (`host:`); the agent starts there.
+    let dest = match hello.dest.as_slice() {
+        b"" => std::path::PathBuf::from("."),
+        bytes => entry::to_path_buf(bytes),
+    };
     let root = if hello.options.dry_run && !dest.exists() {
         None
     } else {

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::receiver;
+use crate::remote::{self, AgentSource, SystemSsh};
 
 /// How the sender reaches its receiver.
 #[derive(Debug, Default)]
@@ -20,6 +21,15 @@ pub enum Transport {
     /// A receiver process started from this command, speaking the protocol on its stdin and
     /// stdout (its stderr is passed through).
     Agent(Command),
+    /// An agent on another machine, reached through a system `ssh` command and deployed there
+    /// if missing. The destination path is then a path on that machine (relative paths are
+    /// under the remote home).
+    Ssh {
+        /// The `ssh` command to use.
+        shell: SystemSsh,
+        /// Where the remote agent comes from.
+        agent: AgentSource,
+    },
 }
 
 /// An open connection to a receiver.
@@ -36,8 +46,14 @@ pub(crate) enum End {
 }
 
 impl Transport {
+    /// Whether the destination path is on this machine.
+    pub(crate) fn is_local(&self) -> bool {
+        !matches!(self, Transport::Ssh { .. })
+    }
+
     pub(crate) fn connect(self) -> Result<Connection> {
         match self {
+            Transport::Ssh { shell, agent } => remote::start_agent(&shell, &agent),
             Transport::InProcess => {
                 let (to_receiver_r, to_receiver_w) = io::pipe().map_err(pipe_error)?;
                 let (from_receiver_r, from_receiver_w) = io::pipe().map_err(pipe_error)?;

@@ -10,6 +10,8 @@
 //! symlink unless it says so.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;

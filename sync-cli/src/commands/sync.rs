@@ -3,24 +3,41 @@
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
-use anyhow::Context;
-use sync_core::SyncBuilder;
+use anyhow::{bail, Context};
+use sync_core::{AgentSource, SyncBuilder, SystemSsh, Transport};
 
-use crate::cli::SyncArgs;
+use crate::cli::{HostKeyPolicy, SshArgs, SyncArgs};
+use crate::location::{Location, RemoteLocation};
 use crate::output::{Output, Style};
-use crate::EXIT_PARTIAL;
+use crate::{EXIT_PARTIAL, EXIT_USAGE};
 
 pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
-    // The local destination is served by our own agent in a child process, so a local sync runs
-    // exactly the protocol an SSH sync carries.
-    let exe =
-        std::env::current_exe().context("cannot find the azsync executable to start the agent")?;
-    let mut agent = Command::new(exe);
-    agent.args(["agent", "--stdio"]);
+    let exe = std::env::current_exe().context("cannot find the azsync executable")?;
+    let (dest, transport) = match Location::parse(&args.dest) {
+        Err(message) => {
+            eprintln!("azsync: error: invalid destination {message}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+        Ok(Location::Local(path)) => {
+            // The local destination is served by our own agent in a child process, so a local
+            // sync runs exactly the protocol an SSH sync carries.
+            let mut agent = Command::new(&exe);
+            agent.args(["agent", "--stdio"]);
+            (path, Transport::Agent(agent))
+        }
+        Ok(Location::Remote(remote)) => {
+            let agent = match &args.ssh.agent_path {
+                Some(path) => AgentSource::Installed(path.clone()),
+                None => AgentSource::Deploy(exe.clone()),
+            };
+            let transport = remote_transport(&remote, &args.ssh, agent)?;
+            (remote.path.into(), transport)
+        }
+    };
 
     let style = Style::choose(args.json, args.no_progress);
     let output = Arc::new(Output::new(style, args.itemize_changes || args.dry_run));
-    let builder = SyncBuilder::new(&args.src, &args.dest)
+    let builder = SyncBuilder::new(&args.src, dest)
         .delete(args.delete)
         .delete_excluded(args.delete_excluded)
         .checksum(args.checksum)
@@ -28,7 +45,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         .itemize(args.itemize_changes)
         .allow_secrets(args.allow_secrets)
         .safe_links(args.safe_links)
-        .agent(agent)
+        .transport(transport)
         .progress(output.clone());
     let builder = args
         .exclude
@@ -48,5 +65,55 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_PARTIAL)
+    })
+}
+
+/// The transport to a remote destination.
+fn remote_transport(
+    remote: &RemoteLocation,
+    ssh: &SshArgs,
+    agent: AgentSource,
+) -> anyhow::Result<Transport> {
+    let port = ssh.port.or(remote.port);
+    let Some(rsh) = &ssh.rsh else {
+        bail!("the built-in SSH client is not available in this build yet: pass --rsh ssh");
+    };
+    let mut argv: Vec<std::ffi::OsString> = shell_words::split(rsh)
+        .with_context(|| format!("cannot parse --rsh {rsh:?}"))?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    if argv.is_empty() {
+        bail!("--rsh is empty");
+    }
+    // Never prompt: scripts must fail, not hang.
+    argv.extend(["-o".into(), "BatchMode=yes".into()]);
+    if let Some(port) = port {
+        argv.extend(["-p".into(), port.to_string().into()]);
+    }
+    for key in &ssh.key {
+        argv.push("-i".into());
+        argv.push(key.into());
+    }
+    if let Some(file) = &ssh.known_hosts {
+        let mut opt = std::ffi::OsString::from("UserKnownHostsFile=");
+        opt.push(file);
+        argv.extend(["-o".into(), opt]);
+    }
+    let checking = match ssh.host_key_policy {
+        HostKeyPolicy::Strict => "StrictHostKeyChecking=yes",
+        HostKeyPolicy::AcceptNew => "StrictHostKeyChecking=accept-new",
+        HostKeyPolicy::Off => "StrictHostKeyChecking=no",
+    };
+    argv.extend(["-o".into(), checking.into()]);
+    let destination = match &remote.user {
+        Some(user) => format!("{user}@{}", remote.host),
+        None => remote.host.clone(),
+    };
+    // `--` so a host name can never be taken for an option.
+    argv.extend(["--".into(), destination.clone().into()]);
+    Ok(Transport::Ssh {
+        shell: SystemSsh { argv, destination },
+        agent,
     })
 }

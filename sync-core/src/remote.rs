@@ -1,0 +1,264 @@
+//! Reaching a receiver on another machine: find or deploy our agent there, then run it.
+//!
+//! On first contact the remote is asked, in one round trip, for its platform and whether an
+//! agent of this version is already installed at `~/.cache/azsync/<version>/azsync`. If not, and
+//! the platform matches this executable's, this executable is uploaded to a unique temp name
+//! beside its final place, given mode 0755 explicitly (never trusting the remote umask), and
+//! renamed into place, so two clients making first contact at once both end with a whole agent.
+//! Then `azsync agent --stdio` runs on an exec channel and the session protocol runs over it.
+//!
+//! Every remote command starts with `cd` (to `$HOME`), so relative paths mean the same thing for
+//! the shell, the agent and the destination path.
+
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+use crate::transport::{Connection, End};
+
+/// Where the remote agent comes from.
+#[derive(Debug, Clone)]
+pub enum AgentSource {
+    /// Use `~/.cache/azsync/<version>/azsync`, uploading this local executable there first if
+    /// it is missing.
+    Deploy(PathBuf),
+    /// Use an agent already installed at this path on the remote.
+    Installed(String),
+}
+
+/// What one remote command printed.
+#[derive(Debug, Clone)]
+pub struct CommandOutput {
+    /// Exit status, if the command exited normally.
+    pub status: Option<u32>,
+    /// Its stdout.
+    pub stdout: Vec<u8>,
+    /// Its stderr.
+    pub stderr: Vec<u8>,
+}
+
+/// A way to run commands on the remote machine.
+pub(crate) trait Shell {
+    /// Where we are connecting, for messages (`user@host`).
+    fn describe(&self) -> String;
+    /// Runs `command` (a POSIX shell command line) to completion.
+    fn run(&self, command: &str, stdin: Option<&[u8]>) -> Result<CommandOutput>;
+    /// Uploads `local` to `remote` (relative to the home directory, under an existing or
+    /// creatable directory) with `mode`, atomically.
+    fn upload(&self, local: &Path, remote: &str, mode: u32) -> Result<()>;
+    /// Starts `command` with its stdin and stdout as the session's streams.
+    fn exec(&self, command: &str) -> Result<Connection>;
+}
+
+/// The directory of this version's agent, relative to the remote home.
+pub fn agent_dir() -> String {
+    format!(".cache/azsync/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Quotes a string for a POSIX shell.
+pub(crate) fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// `uname -s` and `uname -m` of this executable's platform.
+fn local_platform() -> (&'static str, &'static str) {
+    let os = match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "Darwin",
+        "freebsd" => "FreeBSD",
+        other => other,
+    };
+    (os, std::env::consts::ARCH)
+}
+
+fn same_arch(local: &str, remote: &str) -> bool {
+    local == remote || matches!((local, remote), ("aarch64", "arm64") | ("x86_64", "amd64"))
+}
+
+/// Finds or deploys the agent and starts it; returns the session's connection.
+pub(crate) fn start_agent(shell: &dyn Shell, source: &AgentSource) -> Result<Connection> {
+    let program = match source {
+        AgentSource::Installed(path) => shell_quote(path),
+        AgentSource::Deploy(local) => {
+            let dir = agent_dir();
+            let probe = format!(
+                "cd && uname -sm && if test -x {dir}/azsync; then echo present; else echo absent; fi"
+            );
+            let out = shell.run(&probe, None)?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines().rev();
+            let (state, uname) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+            if out.status != Some(0) || !matches!(state, "present" | "absent") {
+                return Err(remote_error(shell, "could not probe the remote", &out));
+            }
+            if state == "absent" {
+                let mut parts = uname.split_whitespace();
+                let (os, arch) = (parts.next().unwrap_or("?"), parts.next().unwrap_or("?"));
+                let (local_os, local_arch) = local_platform();
+                if os != local_os || !same_arch(local_arch, arch) {
+                    return Err(Error::Config(format!(
+                        "{} runs {os} {arch} and this azsync is built for {local_os} {local_arch}: \
+                         install azsync there and pass --agent-path",
+                        shell.describe()
+                    )));
+                }
+                shell.upload(local, &format!("{dir}/azsync"), 0o755)?;
+            }
+            format!("{dir}/azsync")
+        }
+    };
+    shell.exec(&format!("cd && exec {program} agent --stdio"))
+}
+
+fn remote_error(shell: &dyn Shell, what: &str, out: &CommandOutput) -> Error {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let detail = stderr
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("no output");
+    let status = out.status.map_or_else(
+        || "no exit status".to_string(),
+        |s| format!("exit status {s}"),
+    );
+    Error::Transport {
+        peer: "remote",
+        source: io::Error::other(format!("{what} {} ({status}): {detail}", shell.describe())),
+    }
+}
+
+/// A system `ssh` command (`--rsh`), for ProxyJump, bastions and ControlMaster setups.
+#[derive(Debug, Clone)]
+pub struct SystemSsh {
+    /// The command and its options, ending with the destination (`user@host`).
+    pub argv: Vec<OsString>,
+    /// `user@host`, for messages.
+    pub destination: String,
+}
+
+impl SystemSsh {
+    fn command(&self, remote: &str) -> Command {
+        let mut cmd = Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..]).arg(remote);
+        cmd
+    }
+}
+
+impl Shell for SystemSsh {
+    fn describe(&self) -> String {
+        self.destination.clone()
+    }
+
+    fn run(&self, command: &str, stdin: Option<&[u8]>) -> Result<CommandOutput> {
+        let mut cmd = self.command(command);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| spawn_error(&self.argv[0], e))?;
+        // Feed stdin from a thread while the outputs drain, so neither side can fill a pipe
+        // and wait on the other.
+        let writer = match (stdin, child.stdin.take()) {
+            (Some(bytes), Some(mut pipe)) => {
+                let bytes = bytes.to_vec();
+                Some(std::thread::spawn(move || {
+                    io::Write::write_all(&mut pipe, &bytes)
+                }))
+            }
+            _ => None,
+        };
+        let out = child
+            .wait_with_output()
+            .map_err(|e| spawn_error(&self.argv[0], e))?;
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+        Ok(CommandOutput {
+            status: out.status.code().map(|c| c as u32),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+
+    fn upload(&self, local: &Path, remote: &str, mode: u32) -> Result<()> {
+        let bytes = std::fs::read(local).map_err(|e| Error::io(local, e))?;
+        let (dir, _) = remote.rsplit_once('/').unwrap_or((".", remote));
+        let temp = format!("{remote}.tmp.{}.{}", std::process::id(), unique());
+        let script = format!(
+            "cd && mkdir -p {dir} && cat > {temp} && chmod {mode:o} {temp} && mv -f {temp} {remote}",
+            dir = shell_quote(dir),
+            temp = shell_quote(&temp),
+            remote = shell_quote(remote),
+        );
+        let out = self.run(&script, Some(&bytes))?;
+        if out.status != Some(0) {
+            return Err(remote_error(self, "could not install the agent on", &out));
+        }
+        Ok(())
+    }
+
+    fn exec(&self, command: &str) -> Result<Connection> {
+        let mut cmd = self.command(command);
+        let program = self.argv[0].to_string_lossy().into_owned();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| spawn_error(&self.argv[0], e))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| Error::protocol("ssh has no stdin"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::protocol("ssh has no stdout"))?;
+        Ok(Connection {
+            reader: Box::new(stdout) as Box<dyn Read + Send>,
+            writer: Box::new(stdin),
+            end: End::Child(child, program),
+        })
+    }
+}
+
+fn spawn_error(program: &OsString, e: io::Error) -> Error {
+    Error::Transport {
+        peer: "remote",
+        source: io::Error::new(
+            e.kind(),
+            format!("cannot run {}: {e}", program.to_string_lossy()),
+        ),
+    }
+}
+
+/// A number unlikely to repeat between two clients started at the same moment.
+pub(crate) fn unique() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_quotes_and_spaces() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn arch_synonyms() {
+        assert!(same_arch("aarch64", "arm64"));
+        assert!(same_arch("x86_64", "x86_64"));
+        assert!(!same_arch("x86_64", "aarch64"));
+    }
+}

@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Copy the contents of SRC into DEST, sending only what changed.
-    Sync(SyncArgs),
+    Sync(Box<SyncArgs>),
     /// Run the receiving side of a sync (started by azsync itself).
     Agent(AgentArgs),
 }

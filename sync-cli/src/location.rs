@@ -58,7 +58,7 @@ impl Location {
 
 fn split_user<'a>(s: &'a str, arg: &str) -> Result<(Option<String>, &'a str), String> {
     match s.rfind('@') {
-        Some(at) if at == 0 => Err(format!("{arg}: empty user name")),
+        Some(0) => Err(format!("{arg}: empty user name")),
         Some(at) => Ok((Some(s[..at].to_string()), &s[at + 1..])),
         None => Ok((None, s)),
     }

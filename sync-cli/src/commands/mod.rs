@@ -9,7 +9,7 @@ use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Sync(args) => sync::run(args),
+        Command::Sync(args) => sync::run(*args),
         Command::Agent(args) => agent::run(args),
     }
 }

@@ -46,6 +46,7 @@ pub mod protocol;
 mod receiver;
 mod remote;
 mod sender;
+pub mod ssh;
 mod transport;
 mod walk;
 
@@ -244,6 +245,7 @@ impl SyncBuilder {
             connection.reader,
             connection.writer,
             progress.as_ref(),
+            connection.abort.as_ref(),
         );
         let ended = connection.end.finish();
         match (result, ended) {

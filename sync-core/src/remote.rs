@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
-use crate::transport::{Connection, End};
+use crate::transport::{kill_child, Connection, End};
 
 /// Where the remote agent comes from.
 #[derive(Debug, Clone)]
@@ -221,6 +221,7 @@ impl Shell for SystemSsh {
         Ok(Connection {
             reader: Box::new(stdout) as Box<dyn Read + Send>,
             writer: Box::new(stdin),
+            abort: kill_child(&child),
             end: End::Child(child, program),
         })
     }

@@ -82,6 +82,7 @@ pub(crate) fn run<R: Read + Send, W: Write + Send>(
     reader: R,
     writer: W,
     progress: &dyn Progress,
+    abort: &(dyn Fn() + Sync),
 ) -> Result<Report> {
     let filter = Filter::new(&config.patterns, config.options.allow_secrets)?;
     let mut walker = Walker::new(
@@ -112,6 +113,10 @@ pub(crate) fn run<R: Read + Send, W: Write + Send>(
     let (walked, answered) = std::thread::scope(|scope| {
         let answering = scope.spawn(|| {
             let result = answer(&shared, &mut reader, slot_rx);
+            if result.is_err() {
+                // The walker may be blocked writing to a receiver that will never read again.
+                abort();
+            }
             (result, reader.bytes())
         });
         let walked = walk_and_send(&shared, &mut walker, slot_tx, &mut report);

@@ -37,6 +37,19 @@ pub(crate) struct Connection {
     pub reader: Box<dyn Read + Send>,
     pub writer: Box<dyn Write + Send>,
     pub end: End,
+    /// Breaks the connection at once, so that a thread blocked writing to a peer that stopped
+    /// reading gets an error instead of waiting forever.
+    pub abort: Box<dyn Fn() + Send + Sync>,
+}
+
+/// An abort that kills a child process (one not yet waited for, so its pid is still ours).
+pub(crate) fn kill_child(child: &Child) -> Box<dyn Fn() + Send + Sync> {
+    let pid = child.id();
+    Box::new(move || {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    })
 }
 
 /// What is left to wait for once the streams are closed.
@@ -65,6 +78,8 @@ impl Transport {
                     reader: Box::new(from_receiver_r),
                     writer: Box::new(to_receiver_w),
                     end: End::Thread(handle),
+                    // The receiver thread drops its end of the pipe when it stops.
+                    abort: Box::new(|| {}),
                 })
             }
             Transport::Agent(mut command) => {
@@ -92,6 +107,7 @@ impl Transport {
                 Ok(Connection {
                     reader: Box::new(stdout),
                     writer: Box::new(stdin),
+                    abort: kill_child(&child),
                     end: End::Child(child, program),
                 })
             }

@@ -33,6 +33,10 @@ pub enum Error {
     /// value, a path that escapes the tree. The session cannot continue.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The peer closed the connection before the session ended (it crashed, was killed, or the
+    /// network went away).
+    #[error("the connection closed in the middle of the session")]
+    Disconnected,
     /// The two sides speak different protocol versions.
     #[error("protocol version mismatch: this side speaks version {ours}, the peer speaks version {theirs}")]
     VersionMismatch {

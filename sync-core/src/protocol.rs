@@ -289,6 +289,9 @@ impl<R: Read> FrameReader<R> {
             filled += n;
         }
         self.bytes += filled as u64;
+        if filled == 0 {
+            return Err(Error::Disconnected);
+        }
         if filled < got.len() || got != MAGIC {
             let seen = got.get(..filled).unwrap_or_default();
             return Err(Error::protocol(format!(
@@ -333,8 +336,7 @@ impl<R: Read> FrameReader<R> {
 
     /// The next message; a closed stream is an error here.
     pub fn expect(&mut self) -> Result<Message> {
-        self.recv()?
-            .ok_or_else(|| Error::protocol("the peer closed the connection mid-session"))
+        self.recv()?.ok_or(Error::Disconnected)
     }
 }
 

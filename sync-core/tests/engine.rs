@@ -67,3 +67,17 @@ fn a_missing_exclude_file_is_named() {
         .unwrap_err();
     assert!(err.to_string().contains("nope.txt"), "{err}");
 }
+
+/// An agent that dies is reported by how it died, not as a bare hang-up.
+#[test]
+fn a_killed_agent_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut agent = std::process::Command::new("sh");
+    agent.args(["-c", "kill -9 $$"]);
+    let err = SyncBuilder::new(tmp.path(), tmp.path().join("dst"))
+        .agent(agent)
+        .run()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("signal: 9"), "{text}");
+}

@@ -28,8 +28,9 @@ struct Case {
     clock: Clock,
     rng: ChaCha8Rng,
     seed: u64,
-    /// When set, both tools reach their destinations through this real sshd.
-    ssh: Option<common::sshd::TestSshd>,
+    /// When set, both tools reach their destinations through this real sshd (azsync through
+    /// the given client).
+    ssh: Option<(common::sshd::TestSshd, common::sshd::Via)>,
 }
 
 impl Case {
@@ -54,8 +55,8 @@ impl Case {
         }
     }
 
-    fn over_ssh(mut self) -> Case {
-        self.ssh = Some(common::sshd::TestSshd::start());
+    fn over_ssh(mut self, via: common::sshd::Via) -> Case {
+        self.ssh = Some((common::sshd::TestSshd::start(), via));
         self
     }
 
@@ -68,9 +69,9 @@ impl Case {
     fn run_both(&self, azsync_opts: &[&str], rsync_opts: &[&str], step: &str) -> serde_json::Value {
         let (run, report) = match &self.ssh {
             None => azsync_sync_json(&self.src, &self.dst_a, azsync_opts),
-            Some(sshd) => {
-                let rsh = sshd.rsh();
-                let mut opts = vec!["--rsh", &rsh];
+            Some((sshd, via)) => {
+                let args = sshd.azsync_args(*via);
+                let mut opts: Vec<&str> = args.iter().map(String::as_str).collect();
                 opts.extend_from_slice(azsync_opts);
                 azsync_sync_json(&self.src, Path::new(&sshd.dest(&self.dst_a)), &opts)
             }
@@ -90,7 +91,7 @@ impl Case {
         );
         let r = match &self.ssh {
             None => rsync_a(&self.src, &self.dst_r, rsync_opts),
-            Some(sshd) => {
+            Some((sshd, _)) => {
                 let rsh = sshd.rsh();
                 let mut opts = vec!["-e", &rsh];
                 opts.extend_from_slice(rsync_opts);
@@ -462,11 +463,17 @@ fn differential_seed_3() {
     differential(3);
 }
 
-/// The same sequence through a real sshd: azsync deploys and runs its agent through a system ssh
-/// command (`--rsh`), rsync runs `rsync --server` through the same command.
+/// The same sequence through a real sshd: azsync deploys and runs its agent with its built-in
+/// SSH client; rsync runs `rsync --server` through the system ssh.
+#[test]
+fn differential_over_ssh_native() {
+    differential_case(Case::new(4, &GenOptions::default()).over_ssh(common::sshd::Via::Native));
+}
+
+/// Again, with azsync going through a system ssh command (`--rsh`).
 #[test]
 fn differential_over_ssh_rsh() {
-    differential_case(Case::new(4, &GenOptions::default()).over_ssh());
+    differential_case(Case::new(5, &GenOptions::default()).over_ssh(common::sshd::Via::Rsh));
 }
 
 /// A 20 MiB random file, then 1 KiB changed in the middle: the re-sync is a delta whose literal

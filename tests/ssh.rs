@@ -6,13 +6,41 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::sshd::TestSshd;
+use common::sshd::{TestSshd, Via};
 use common::*;
 
-/// `azsync sync --no-progress --json --rsh <sshd> EXTRA SRC user@127.0.0.1:DST`.
-fn sync_rsh(sshd: &TestSshd, src: &Path, dst: &Path, extra: &[&str]) -> Run {
-    let rsh = sshd.rsh();
-    let mut args = vec!["sync", "--no-progress", "--json", "--rsh", &rsh];
+/// Each case runs once with the built-in SSH client and once through the system ssh.
+macro_rules! both_clients {
+    ($($case:ident),* $(,)?) => {
+        mod native {
+            $(#[test]
+            fn $case() {
+                super::$case(super::Via::Native);
+            })*
+        }
+        mod rsh {
+            $(#[test]
+            fn $case() {
+                super::$case(super::Via::Rsh);
+            })*
+        }
+    };
+}
+
+both_clients!(
+    first_contact_deploys_the_agent_and_later_runs_reuse_it,
+    relative_destinations_are_under_the_remote_home,
+    concurrent_first_contacts_leave_one_whole_agent,
+    an_installed_agent_path_is_used_as_is,
+    a_small_change_in_a_large_file_sends_a_delta_over_ssh,
+    a_changed_host_key_is_refused,
+);
+
+/// `azsync sync --no-progress --json <client options> EXTRA SRC user@127.0.0.1:DST`.
+fn sync_via(sshd: &TestSshd, via: Via, src: &Path, dst: &Path, extra: &[&str]) -> Run {
+    let client = sshd.azsync_args(via);
+    let mut args = vec!["sync", "--no-progress", "--json"];
+    args.extend(client.iter().map(String::as_str));
     args.extend_from_slice(extra);
     let dest = sshd.dest(dst);
     let src = src.to_str().unwrap();
@@ -31,8 +59,7 @@ fn small_tree(root: &Path) {
     set_dir_meta(root, 0o755, t);
 }
 
-#[test]
-fn first_contact_deploys_the_agent_and_later_runs_reuse_it() {
+fn first_contact_deploys_the_agent_and_later_runs_reuse_it(via: Via) {
     let sshd = TestSshd::start();
     let tmp = tempfile::tempdir().unwrap();
     let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
@@ -40,7 +67,7 @@ fn first_contact_deploys_the_agent_and_later_runs_reuse_it() {
 
     let agent = sshd.deployed_agent();
     assert!(!agent.exists());
-    sync_rsh(&sshd, &src, &dst, &[]).expect_ok();
+    sync_via(&sshd, via, &src, &dst, &[]).expect_ok();
     assert_replica(&src, &dst);
     let meta = std::fs::metadata(&agent).expect("the agent was deployed");
     assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
@@ -55,7 +82,7 @@ fn first_contact_deploys_the_agent_and_later_runs_reuse_it() {
         .collect();
     assert_eq!(siblings.len(), 1);
 
-    let run = sync_rsh(&sshd, &src, &dst, &[]);
+    let run = sync_via(&sshd, via, &src, &dst, &[]);
     run.expect_ok();
     assert_eq!(num(&run.json(), "files_transferred"), 0);
     let again = std::fs::metadata(&agent).unwrap();
@@ -66,28 +93,20 @@ fn first_contact_deploys_the_agent_and_later_runs_reuse_it() {
     );
 }
 
-#[test]
-fn relative_destinations_are_under_the_remote_home() {
+fn relative_destinations_are_under_the_remote_home(via: Via) {
     let sshd = TestSshd::start();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     small_tree(&src);
-    let rsh = sshd.rsh();
-    let dest = format!("{}@127.0.0.1:backup/src", sshd.user);
-    run_azsync([
-        "sync",
-        "--no-progress",
-        "--rsh",
-        &rsh,
-        src.to_str().unwrap(),
-        &dest,
-    ])
-    .expect_ok();
+    let mut args = vec!["sync".to_string(), "--no-progress".into()];
+    args.extend(sshd.azsync_args(via));
+    args.push(src.display().to_string());
+    args.push(format!("{}@127.0.0.1:backup/src", sshd.user));
+    run_azsync(args).expect_ok();
     assert_replica(&src, &sshd.home.join("backup/src"));
 }
 
-#[test]
-fn concurrent_first_contacts_leave_one_whole_agent() {
+fn concurrent_first_contacts_leave_one_whole_agent(via: Via) {
     let sshd = TestSshd::start();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -97,7 +116,7 @@ fn concurrent_first_contacts_leave_one_whole_agent() {
             .map(|i| {
                 let (sshd, src) = (&sshd, &src);
                 let dst = tmp.path().join(format!("dst{i}"));
-                s.spawn(move || (sync_rsh(sshd, src, &dst, &[]), dst))
+                s.spawn(move || (sync_via(sshd, via, src, &dst, &[]), dst))
             })
             .collect();
         for r in runs {
@@ -112,26 +131,37 @@ fn concurrent_first_contacts_leave_one_whole_agent() {
     );
 }
 
-#[test]
-fn an_installed_agent_path_is_used_as_is() {
+fn an_installed_agent_path_is_used_as_is(via: Via) {
     let sshd = TestSshd::start();
     let tmp = tempfile::tempdir().unwrap();
     let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
     small_tree(&src);
     let bin = azsync_bin();
-    sync_rsh(&sshd, &src, &dst, &["--agent-path", bin.to_str().unwrap()]).expect_ok();
+    sync_via(
+        &sshd,
+        via,
+        &src,
+        &dst,
+        &["--agent-path", bin.to_str().unwrap()],
+    )
+    .expect_ok();
     assert_replica(&src, &dst);
     assert!(
         !sshd.deployed_agent().exists(),
         "nothing may be deployed with --agent-path"
     );
 
-    let run = sync_rsh(&sshd, &src, &dst, &["--agent-path", "/nonexistent/azsync"]);
+    let run = sync_via(
+        &sshd,
+        via,
+        &src,
+        &dst,
+        &["--agent-path", "/nonexistent/azsync"],
+    );
     assert_eq!(run.code(), Some(1), "{}", run.describe());
 }
 
-#[test]
-fn a_small_change_in_a_large_file_sends_a_delta_over_ssh() {
+fn a_small_change_in_a_large_file_sends_a_delta_over_ssh(via: Via) {
     let sshd = TestSshd::start();
     let tmp = tempfile::tempdir().unwrap();
     let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
@@ -139,14 +169,14 @@ fn a_small_change_in_a_large_file_sends_a_delta_over_ssh() {
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(9);
     let big = random_bytes(&mut rng, 20 * MIB as usize);
     write_file(&src.join("big.bin"), &big, 0o644, at(1_700_000_000, 1));
-    sync_rsh(&sshd, &src, &dst, &[]).expect_ok();
+    sync_via(&sshd, via, &src, &dst, &[]).expect_ok();
     rewrite_range(
         &src.join("big.bin"),
         10 * MIB,
         &random_bytes(&mut rng, 1024),
         at(1_700_000_100, 2),
     );
-    let run = sync_rsh(&sshd, &src, &dst, &[]);
+    let run = sync_via(&sshd, via, &src, &dst, &[]);
     run.expect_ok();
     let report = run.json();
     assert_eq!(num(&report, "files_delta"), 1, "{report}");
@@ -159,8 +189,7 @@ fn a_small_change_in_a_large_file_sends_a_delta_over_ssh() {
     assert_replica(&src, &dst);
 }
 
-#[test]
-fn a_changed_host_key_is_refused() {
+fn a_changed_host_key_is_refused(via: Via) {
     let sshd = TestSshd::start();
     let tmp = tempfile::tempdir().unwrap();
     let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
@@ -179,7 +208,7 @@ fn a_changed_host_key_is_refused() {
         format!("[127.0.0.1]:{} {other_pub}", sshd.port),
     )
     .unwrap();
-    let run = sync_rsh(&sshd, &src, &dst, &[]);
+    let run = sync_via(&sshd, via, &src, &dst, &[]);
     assert_eq!(run.code(), Some(1), "{}", run.describe());
     assert!(
         !dst.exists(),
@@ -231,6 +260,96 @@ fn a_connection_cut_mid_sync_loses_nothing_and_the_rerun_completes() {
         assert!(name == "a-small", "unexpected {name} after the cut");
         assert_eq!(std::fs::read(item.path()).unwrap(), b"small");
     }
-    sync_rsh(&sshd, &src, &dst, &[]).expect_ok();
+    sync_via(&sshd, Via::Rsh, &src, &dst, &[]).expect_ok();
     assert_replica(&src, &dst);
+}
+
+/// The built-in client with the default policy records a host it has never seen (like
+/// OpenSSH's accept-new) and refuses it under `--host-key-policy strict`.
+#[test]
+fn native_accept_new_records_a_new_host_and_strict_refuses_it() {
+    let sshd = TestSshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    small_tree(&src);
+    let known = tmp.path().join("known_hosts");
+    let base = |policy: &str| {
+        vec![
+            "sync".to_string(),
+            "--no-progress".into(),
+            "-p".into(),
+            sshd.port.to_string(),
+            "--key".into(),
+            sshd.client_key.display().to_string(),
+            "--known-hosts".into(),
+            known.display().to_string(),
+            "--host-key-policy".into(),
+            policy.into(),
+            src.display().to_string(),
+            sshd.dest(&dst),
+        ]
+    };
+    let run = run_azsync(base("strict"));
+    assert_eq!(run.code(), Some(1), "{}", run.describe());
+    assert!(!dst.exists());
+
+    run_azsync(base("accept-new")).expect_ok();
+    assert_replica(&src, &dst);
+    let recorded = std::fs::read_to_string(&known).unwrap();
+    let host_key = std::fs::read_to_string(sshd.dir.path().join("host_key.pub")).unwrap();
+    let key_fields: Vec<&str> = host_key.split_whitespace().take(2).collect();
+    assert!(
+        recorded.contains(&format!("[127.0.0.1]:{}", sshd.port))
+            && recorded.contains(key_fields[1]),
+        "{recorded}"
+    );
+    // Now known: strict accepts it.
+    run_azsync(base("strict")).expect_ok();
+}
+
+#[test]
+fn native_a_key_the_server_does_not_know_is_an_auth_error() {
+    let sshd = TestSshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    small_tree(&src);
+    let mut args = vec!["sync".to_string(), "--no-progress".into()];
+    args.extend(sshd.azsync_args(Via::Native));
+    // Offer the server's own host key as the client key: valid, but not authorized.
+    let key_at = args.iter().position(|a| a == "--key").unwrap() + 1;
+    args[key_at] = sshd.dir.path().join("host_key").display().to_string();
+    args.push(src.display().to_string());
+    args.push(sshd.dest(&dst));
+    let run = run_azsync(args);
+    assert_eq!(run.code(), Some(1), "{}", run.describe());
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("permission denied") && stderr.contains("host_key"),
+        "{stderr}"
+    );
+    assert!(!dst.exists());
+}
+
+#[test]
+fn native_nothing_listening_is_a_clear_connection_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_azsync([
+        "sync".to_string(),
+        "--no-progress".into(),
+        "-p".into(),
+        port.to_string(),
+        tmp.path().display().to_string(),
+        "root@127.0.0.1:/tmp/never".into(),
+    ]);
+    assert_eq!(run.code(), Some(1), "{}", run.describe());
+    assert!(
+        run.stderr().contains("connection refused"),
+        "{}",
+        run.stderr()
+    );
 }

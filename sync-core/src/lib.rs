@@ -62,7 +62,7 @@ pub use progress::{FileError, NoProgress, Progress, Report, SkipReason, Skipped}
 pub use protocol::Change;
 pub use receiver::serve;
 pub use remote::{AgentSource, SystemSsh};
-pub use transport::Transport;
+pub use transport::{RemoteShell, Transport};
 
 /// The file in the source root whose lines are read as exclude patterns.
 pub const IGNORE_FILE: &str = ".azsyncignore";

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
+use crate::ssh::{CommandOutput, SshSession};
 use crate::transport::{kill_child, Connection, End};
 
 /// Where the remote agent comes from.
@@ -28,25 +29,14 @@ pub enum AgentSource {
     Installed(String),
 }
 
-/// What one remote command printed.
-#[derive(Debug, Clone)]
-pub struct CommandOutput {
-    /// Exit status, if the command exited normally.
-    pub status: Option<u32>,
-    /// Its stdout.
-    pub stdout: Vec<u8>,
-    /// Its stderr.
-    pub stderr: Vec<u8>,
-}
-
 /// A way to run commands on the remote machine.
 pub(crate) trait Shell {
     /// Where we are connecting, for messages (`user@host`).
     fn describe(&self) -> String;
     /// Runs `command` (a POSIX shell command line) to completion.
     fn run(&self, command: &str, stdin: Option<&[u8]>) -> Result<CommandOutput>;
-    /// Uploads `local` to `remote` (relative to the home directory, under an existing or
-    /// creatable directory) with `mode`, atomically.
+    /// Uploads `local` to the absolute path `remote` with `mode`, atomically, creating missing
+    /// parent directories.
     fn upload(&self, local: &Path, remote: &str, mode: u32) -> Result<()>;
     /// Starts `command` with its stdin and stdout as the session's streams.
     fn exec(&self, command: &str) -> Result<Connection>;
@@ -83,15 +73,21 @@ pub(crate) fn start_agent(shell: &dyn Shell, source: &AgentSource) -> Result<Con
         AgentSource::Installed(path) => shell_quote(path),
         AgentSource::Deploy(local) => {
             let dir = agent_dir();
+            // One round trip: platform, home directory, and whether our agent is there.
             let probe = format!(
-                "cd && uname -sm && if test -x {dir}/azsync; then echo present; else echo absent; fi"
+                "cd && uname -sm && pwd && if test -x {dir}/azsync; then echo present; else echo absent; fi"
             );
             let out = shell.run(&probe, None)?;
             let text = String::from_utf8_lossy(&out.stdout);
             let mut lines = text.lines().rev();
-            let (state, uname) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
-            if out.status != Some(0) || !matches!(state, "present" | "absent") {
-                return Err(remote_error(shell, "could not probe the remote", &out));
+            let state = lines.next().unwrap_or("");
+            let home = lines.next().unwrap_or("");
+            let uname = lines.next().unwrap_or("");
+            if out.status != Some(0)
+                || !matches!(state, "present" | "absent")
+                || !home.starts_with('/')
+            {
+                return Err(remote_error(shell, "could not probe", &out));
             }
             if state == "absent" {
                 let mut parts = uname.split_whitespace();
@@ -104,7 +100,7 @@ pub(crate) fn start_agent(shell: &dyn Shell, source: &AgentSource) -> Result<Con
                         shell.describe()
                     )));
                 }
-                shell.upload(local, &format!("{dir}/azsync"), 0o755)?;
+                shell.upload(local, &format!("{home}/{dir}/azsync"), 0o755)?;
             }
             format!("{dir}/azsync")
         }
@@ -189,7 +185,7 @@ impl Shell for SystemSsh {
         let (dir, _) = remote.rsplit_once('/').unwrap_or((".", remote));
         let temp = format!("{remote}.tmp.{}.{}", std::process::id(), unique());
         let script = format!(
-            "cd && mkdir -p {dir} && cat > {temp} && chmod {mode:o} {temp} && mv -f {temp} {remote}",
+            "mkdir -p {dir} && cat > {temp} && chmod {mode:o} {temp} && mv -f {temp} {remote}",
             dir = shell_quote(dir),
             temp = shell_quote(&temp),
             remote = shell_quote(remote),
@@ -234,6 +230,34 @@ fn spawn_error(program: &OsString, e: io::Error) -> Error {
             e.kind(),
             format!("cannot run {}: {e}", program.to_string_lossy()),
         ),
+    }
+}
+
+impl Shell for SshSession {
+    fn describe(&self) -> String {
+        self.peer().to_string()
+    }
+
+    fn run(&self, command: &str, stdin: Option<&[u8]>) -> Result<CommandOutput> {
+        SshSession::run(self, command, stdin)
+    }
+
+    fn upload(&self, local: &Path, remote: &str, mode: u32) -> Result<()> {
+        self.sftp_upload(local, remote, mode)
+    }
+
+    fn exec(&self, command: &str) -> Result<Connection> {
+        let mut process = self.exec_stream(command)?;
+        let reader = std::mem::replace(&mut process.reader, Box::new(io::empty()));
+        let writer = std::mem::replace(&mut process.writer, Box::new(io::sink()));
+        Ok(Connection {
+            reader,
+            writer,
+            end: End::Remote(process),
+            // Closing the channel is what unblocks a writer here, and the session does that when
+            // the agent exits.
+            abort: Box::new(|| {}),
+        })
     }
 }
 

@@ -11,6 +11,21 @@ use std::thread::JoinHandle;
 use crate::error::{Error, Result};
 use crate::receiver;
 use crate::remote::{self, AgentSource, SystemSsh};
+use crate::ssh::{RemoteProcess, SshOptions, SshSession, SshTarget};
+
+/// How to reach a remote machine.
+#[derive(Debug, Clone)]
+pub enum RemoteShell {
+    /// The built-in SSH client.
+    Native {
+        /// Who and where.
+        target: SshTarget,
+        /// Keys, known_hosts, policy, timeout.
+        options: SshOptions,
+    },
+    /// A system `ssh` command (`--rsh`).
+    System(SystemSsh),
+}
 
 /// How the sender reaches its receiver.
 #[derive(Debug, Default)]
@@ -21,12 +36,11 @@ pub enum Transport {
     /// A receiver process started from this command, speaking the protocol on its stdin and
     /// stdout (its stderr is passed through).
     Agent(Command),
-    /// An agent on another machine, reached through a system `ssh` command and deployed there
-    /// if missing. The destination path is then a path on that machine (relative paths are
+    /// An agent on another machine, reached over SSH and deployed there if missing. The destination path is then a path on that machine (relative paths are
     /// under the remote home).
     Ssh {
-        /// The `ssh` command to use.
-        shell: SystemSsh,
+        /// How to reach the remote.
+        shell: RemoteShell,
         /// Where the remote agent comes from.
         agent: AgentSource,
     },
@@ -56,6 +70,7 @@ pub(crate) fn kill_child(child: &Child) -> Box<dyn Fn() + Send + Sync> {
 pub(crate) enum End {
     Thread(JoinHandle<Result<()>>),
     Child(Child, String),
+    Remote(RemoteProcess),
 }
 
 impl Transport {
@@ -66,7 +81,13 @@ impl Transport {
 
     pub(crate) fn connect(self) -> Result<Connection> {
         match self {
-            Transport::Ssh { shell, agent } => remote::start_agent(&shell, &agent),
+            Transport::Ssh { shell, agent } => match shell {
+                RemoteShell::System(ssh) => remote::start_agent(&ssh, &agent),
+                RemoteShell::Native { target, options } => {
+                    let session = SshSession::connect(&target, &options)?;
+                    remote::start_agent(&session, &agent)
+                }
+            },
             Transport::InProcess => {
                 let (to_receiver_r, to_receiver_w) = io::pipe().map_err(pipe_error)?;
                 let (from_receiver_r, from_receiver_w) = io::pipe().map_err(pipe_error)?;
@@ -136,6 +157,17 @@ impl End {
                     })
                 }
             }
+            End::Remote(process) => match process.wait()? {
+                Some(0) => Ok(()),
+                Some(code) => Err(Error::Remote {
+                    peer: "receiver",
+                    message: format!("the remote agent exited with status {code}"),
+                }),
+                None => Err(Error::Remote {
+                    peer: "receiver",
+                    message: "the remote agent was killed".to_string(),
+                }),
+            },
         }
     }
 }

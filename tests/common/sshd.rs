@@ -6,6 +6,15 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// How azsync reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The built-in SSH client (russh).
+    Native,
+    /// The system ssh command (`--rsh`).
+    Rsh,
+}
+
 pub struct TestSshd {
     pub dir: tempfile::TempDir,
     pub port: u16,
@@ -141,6 +150,24 @@ impl TestSshd {
             self.client_key.display(),
             self.known_hosts.display()
         )
+    }
+
+    /// The azsync options that reach this server `via` one client or the other, trusting only
+    /// this server's key.
+    pub fn azsync_args(&self, via: Via) -> Vec<String> {
+        match via {
+            Via::Rsh => vec!["--rsh".into(), self.rsh()],
+            Via::Native => vec![
+                "-p".into(),
+                self.port.to_string(),
+                "--key".into(),
+                self.client_key.display().to_string(),
+                "--known-hosts".into(),
+                self.known_hosts.display().to_string(),
+                "--host-key-policy".into(),
+                "strict".into(),
+            ],
+        }
     }
 
     /// `user@127.0.0.1:PATH`.

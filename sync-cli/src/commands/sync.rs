@@ -4,7 +4,8 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use sync_core::{AgentSource, SyncBuilder, SystemSsh, Transport};
+use sync_core::ssh::{SshOptions, SshTarget};
+use sync_core::{AgentSource, RemoteShell, SyncBuilder, SystemSsh, Transport};
 
 use crate::cli::{HostKeyPolicy, SshArgs, SyncArgs};
 use crate::location::{Location, RemoteLocation};
@@ -76,7 +77,29 @@ fn remote_transport(
 ) -> anyhow::Result<Transport> {
     let port = ssh.port.or(remote.port);
     let Some(rsh) = &ssh.rsh else {
-        bail!("the built-in SSH client is not available in this build yet: pass --rsh ssh");
+        let user = match &remote.user {
+            Some(user) => user.clone(),
+            None => local_user()?,
+        };
+        let options = SshOptions {
+            keys: ssh.key.clone(),
+            known_hosts: ssh.known_hosts.clone(),
+            policy: match ssh.host_key_policy {
+                HostKeyPolicy::Strict => sync_core::ssh::HostKeyPolicy::Strict,
+                HostKeyPolicy::AcceptNew => sync_core::ssh::HostKeyPolicy::AcceptNew,
+                HostKeyPolicy::Off => sync_core::ssh::HostKeyPolicy::Off,
+            },
+            ..SshOptions::default()
+        };
+        let target = SshTarget {
+            user,
+            host: remote.host.clone(),
+            port: port.unwrap_or(22),
+        };
+        return Ok(Transport::Ssh {
+            shell: RemoteShell::Native { target, options },
+            agent,
+        });
     };
     let mut argv: Vec<std::ffi::OsString> = shell_words::split(rsh)
         .with_context(|| format!("cannot parse --rsh {rsh:?}"))?
@@ -113,7 +136,15 @@ fn remote_transport(
     // `--` so a host name can never be taken for an option.
     argv.extend(["--".into(), destination.clone().into()]);
     Ok(Transport::Ssh {
-        shell: SystemSsh { argv, destination },
+        shell: RemoteShell::System(SystemSsh { argv, destination }),
         agent,
     })
+}
+
+/// The local user name, the default remote user (as in OpenSSH).
+fn local_user() -> anyhow::Result<String> {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .context("cannot tell the local user name (USER is not set): give the destination as user@host:path")
 }

@@ -13,7 +13,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 
+use crate::dest::{DestDir, DestRoot, DestTemp};
 use crate::entry::{self, Kind, Mtime};
 
 /// What is at a name in the destination.
@@ -71,8 +72,27 @@ impl Root {
         Ok(Root { fd: Arc::new(fd) })
     }
 
+    fn walk(&self, rel: &[u8]) -> io::Result<OwnedFd> {
+        let mut current: Option<OwnedFd> = None;
+        for component in rel.split(|&b| b == b'/') {
+            let name = cstr(component)?;
+            let parent = current.as_ref().map_or(self.fd.as_fd(), |fd| fd.as_fd());
+            current = Some(rfs::openat(
+                parent,
+                name.as_c_str(),
+                dir_flags(),
+                Mode::empty(),
+            )?);
+        }
+        current.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty path"))
+    }
+}
+
+impl DestRoot for Root {
+    type Dir = Dir;
+
     /// Opens the directory `rel` (wire bytes, already validated) without following any symlink.
-    pub fn open_dir(&self, rel: &[u8]) -> io::Result<Dir> {
+    fn open_dir(&self, rel: &[u8]) -> io::Result<Dir> {
         if rel.is_empty() {
             return Ok(Dir {
                 fd: self.fd.clone(),
@@ -98,21 +118,6 @@ impl Root {
             fd: Arc::new(fd),
             rel: rel.to_vec(),
         })
-    }
-
-    fn walk(&self, rel: &[u8]) -> io::Result<OwnedFd> {
-        let mut current: Option<OwnedFd> = None;
-        for component in rel.split(|&b| b == b'/') {
-            let name = cstr(component)?;
-            let parent = current.as_ref().map_or(self.fd.as_fd(), |fd| fd.as_fd());
-            current = Some(rfs::openat(
-                parent,
-                name.as_c_str(),
-                dir_flags(),
-                Mode::empty(),
-            )?);
-        }
-        current.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty path"))
     }
 }
 
@@ -154,9 +159,15 @@ fn stat_of(st: &rfs::Stat) -> Stat {
     }
 }
 
-impl Dir {
+impl DestDir for Dir {
+    type Temp = TempFile;
+
+    fn rel(&self) -> &[u8] {
+        &self.rel
+    }
+
     /// What is at `name`, without following a symlink; `None` if nothing is.
-    pub fn stat(&self, name: &[u8]) -> io::Result<Option<Stat>> {
+    fn stat(&self, name: &[u8]) -> io::Result<Option<Stat>> {
         let name = cstr(name)?;
         match rfs::statat(self.fd.as_fd(), name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some(stat_of(&st))),
@@ -166,14 +177,14 @@ impl Dir {
     }
 
     /// Creates the directory `name` (mode 0700 until its own batch sets the real one).
-    pub fn mkdir(&self, name: &[u8]) -> io::Result<()> {
+    fn mkdir(&self, name: &[u8]) -> io::Result<()> {
         let name = cstr(name)?;
         rfs::mkdirat(self.fd.as_fd(), name.as_c_str(), Mode::from_raw_mode(0o700))?;
         Ok(())
     }
 
     /// Removes `name`, a file, symlink or empty directory.
-    pub fn remove(&self, name: &[u8], is_dir: bool) -> io::Result<()> {
+    fn remove(&self, name: &[u8], is_dir: bool) -> io::Result<()> {
         let name = cstr(name)?;
         let flags = if is_dir {
             AtFlags::REMOVEDIR
@@ -185,7 +196,7 @@ impl Dir {
     }
 
     /// Opens the subdirectory `name` without following a symlink.
-    pub fn subdir(&self, name: &[u8]) -> io::Result<Dir> {
+    fn subdir(&self, name: &[u8]) -> io::Result<Self> {
         let c = cstr(name)?;
         let fd = rfs::openat(self.fd.as_fd(), c.as_c_str(), dir_flags(), Mode::empty())?;
         Ok(Dir {
@@ -195,7 +206,7 @@ impl Dir {
     }
 
     /// Lists the names in this directory with their kinds (`.` and `..` left out).
-    pub fn list(&self) -> io::Result<Vec<(Vec<u8>, Option<Kind>)>> {
+    fn list(&self) -> io::Result<Vec<(Vec<u8>, Option<Kind>)>> {
         let mut out = Vec::new();
         for item in rfs::Dir::read_from(self.fd.as_fd())? {
             let item = item?;
@@ -215,57 +226,8 @@ impl Dir {
         Ok(out)
     }
 
-    /// Removes `name` and, if it is a directory, everything under it except what `keep` (given
-    /// the path relative to the root and whether it is a directory) says to keep. Returns whether
-    /// `name` itself is gone. Never follows a symlink.
-    pub fn remove_tree(
-        &self,
-        name: &[u8],
-        is_dir: bool,
-        keep: &dyn Fn(&[u8], bool) -> bool,
-    ) -> io::Result<bool> {
-        if !is_dir {
-            self.remove(name, false)?;
-            return Ok(true);
-        }
-        let sub = self.subdir(name)?;
-        let mut all_gone = true;
-        for (child, kind) in sub.list()? {
-            let child_is_dir = kind == Some(Kind::Dir);
-            if keep(&entry::join(&sub.rel, &child), child_is_dir) {
-                all_gone = false;
-                continue;
-            }
-            all_gone &= sub.remove_tree(&child, child_is_dir, keep)?;
-        }
-        drop(sub);
-        if all_gone {
-            self.remove(name, true)?;
-        }
-        Ok(all_gone)
-    }
-
-    /// Opens the existing regular file `name` for reading, refusing a symlink.
-    pub fn open_file(&self, name: &[u8]) -> io::Result<File> {
-        let name = cstr(name)?;
-        let fd = rfs::openat(
-            self.fd.as_fd(),
-            name.as_c_str(),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-            Mode::empty(),
-        )?;
-        let file = File::from(fd);
-        if !file.metadata()?.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ));
-        }
-        Ok(file)
-    }
-
     /// Creates the temp file for `name`, replacing a stale one left by an interrupted run.
-    pub fn create_temp(&self, name: &[u8]) -> io::Result<TempFile> {
+    fn create_temp(&self, name: &[u8]) -> io::Result<TempFile> {
         let temp = cstr(&temp_name(name))?;
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -286,7 +248,7 @@ impl Dir {
     }
 
     /// Creates (or atomically replaces whatever is at) `name` with a symlink to `target`.
-    pub fn symlink(&self, target: &[u8], name: &[u8]) -> io::Result<()> {
+    fn symlink(&self, target: &[u8], name: &[u8]) -> io::Result<()> {
         let temp = cstr(&temp_name(name))?;
         let target = cstr(target)?;
         match rfs::symlinkat(target.as_c_str(), self.fd.as_fd(), temp.as_c_str()) {
@@ -310,13 +272,13 @@ impl Dir {
     }
 
     /// Reads the target of the symlink `name`.
-    pub fn read_link(&self, name: &[u8]) -> io::Result<Vec<u8>> {
+    fn read_link(&self, name: &[u8]) -> io::Result<Vec<u8>> {
         let name = cstr(name)?;
         Ok(rfs::readlinkat(self.fd.as_fd(), name.as_c_str(), Vec::new())?.into_bytes())
     }
 
     /// Sets the mode and mtime of the existing regular file `name` (never through a symlink).
-    pub fn set_file_meta(&self, name: &[u8], mode: u32, mtime: Mtime) -> io::Result<()> {
+    fn set_file_meta(&self, name: &[u8], mode: u32, mtime: Mtime) -> io::Result<()> {
         let file = self.open_file(name)?;
         rfs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777))?;
         rfs::futimens(&file, &timestamps(mtime))?;
@@ -324,7 +286,7 @@ impl Dir {
     }
 
     /// Sets the mtime of the symlink `name` itself.
-    pub fn set_link_mtime(&self, name: &[u8], mtime: Mtime) -> io::Result<()> {
+    fn set_link_mtime(&self, name: &[u8], mtime: Mtime) -> io::Result<()> {
         let name = cstr(name)?;
         rfs::utimensat(
             self.fd.as_fd(),
@@ -336,15 +298,50 @@ impl Dir {
     }
 
     /// Sets this directory's own mode and mtime.
-    pub fn set_own_meta(&self, mode: u32, mtime: Mtime) -> io::Result<()> {
+    fn set_own_meta(&self, mode: u32, mtime: Mtime) -> io::Result<()> {
         rfs::fchmod(self.fd.as_fd(), Mode::from_raw_mode(mode & 0o7777))?;
         rfs::futimens(self.fd.as_fd(), &timestamps(mtime))?;
         Ok(())
     }
 
     /// This directory's own mode and mtime.
-    pub fn own_stat(&self) -> io::Result<Stat> {
+    fn own_stat(&self) -> io::Result<Stat> {
         Ok(stat_of(&rfs::fstat(self.fd.as_fd())?))
+    }
+
+    fn hash_file(&self, name: &[u8]) -> io::Result<[u8; 32]> {
+        crate::walk::hash_open_file(&self.open_file(name)?)
+    }
+
+    fn map_file(&self, name: &[u8]) -> io::Result<Option<memmap2::Mmap>> {
+        let file = self.open_file(name)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(None);
+        }
+        // SAFETY: a read-only map of our own destination file. If someone changes it while we
+        // read, a delta built on it fails its blake3 check and the file is sent again whole.
+        unsafe { memmap2::Mmap::map(&file) }.map(Some)
+    }
+}
+
+impl Dir {
+    /// Opens the existing regular file `name` for reading, refusing a symlink.
+    pub fn open_file(&self, name: &[u8]) -> io::Result<File> {
+        let name = cstr(name)?;
+        let fd = rfs::openat(
+            self.fd.as_fd(),
+            name.as_c_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )?;
+        let file = File::from(fd);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        Ok(file)
     }
 }
 
@@ -358,15 +355,20 @@ pub struct TempFile {
     file: File,
 }
 
-impl TempFile {
-    /// The open file to write into.
-    pub fn file(&mut self) -> &mut File {
-        &mut self.file
+impl Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl DestTemp for TempFile {
     /// Sets mode and mtime, then renames over the target (atomically replacing whatever is
     /// there, a symlink included: the link itself is replaced, not followed).
-    pub fn commit(mut self, mode: u32, mtime: Mtime) -> io::Result<()> {
+    fn commit(mut self, mode: u32, mtime: Mtime) -> io::Result<()> {
         rfs::fchmod(&self.file, Mode::from_raw_mode(mode & 0o7777))?;
         rfs::futimens(&self.file, &timestamps(mtime))?;
         let target = cstr(&self.target)?;
@@ -429,7 +431,7 @@ mod tests {
         std::os::unix::fs::symlink(&victim, dest.path().join("f")).unwrap();
         let dir = Root::open(dest.path()).unwrap().open_dir(b"").unwrap();
         let mut temp = dir.create_temp(b"f").unwrap();
-        temp.file().write_all(b"new").unwrap();
+        temp.write_all(b"new").unwrap();
         temp.commit(
             0o640,
             Mtime {
@@ -457,7 +459,7 @@ mod tests {
         let dest = tempfile::tempdir().unwrap();
         let dir = Root::open(dest.path()).unwrap().open_dir(b"").unwrap();
         let mut temp = dir.create_temp(b"x").unwrap();
-        temp.file().write_all(b"partial").unwrap();
+        temp.write_all(b"partial").unwrap();
         // A stale temp from an earlier crash is replaced, not an error.
         std::mem::forget(dir.create_temp(b"y").unwrap());
         dir.create_temp(b"y").unwrap();

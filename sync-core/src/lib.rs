@@ -36,6 +36,7 @@
 
 mod confined;
 mod delta;
+mod dest;
 mod entry;
 mod error;
 mod filter;

@@ -8,12 +8,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
 
 use crossbeam_channel as channel;
 use rayon::prelude::*;
 
-use crate::confined::{self, Dir, Root, Stat, TempFile};
+use crate::confined::{self, Root, Stat};
 use crate::delta::{self, Patcher};
+use crate::dest::{DestDir, DestRoot, DestTemp};
 use crate::entry::{self, Entry, Kind, Mtime};
 use crate::error::{Error, Result};
 use crate::filter::{Filter, Verdict};
@@ -21,15 +23,35 @@ use crate::protocol::{
     Batch, Change, FrameReader, FrameWriter, Hello, Message, Need, NeedKind, SessionOptions,
     Summary, WireFileError, MAX_FRAME, PROTOCOL_VERSION,
 };
-use crate::walk;
 
 /// Runs the receiver on a connection from a sender: the body of `azsync agent --stdio`.
 pub fn serve<R: Read, W: Write + Send>(reader: R, writer: W) -> Result<()> {
+    serve_with(reader, writer, |dest: &Path, options: &SessionOptions| {
+        // A dry run into a destination that does not exist yet creates nothing.
+        if options.dry_run && !dest.exists() {
+            return Ok(None);
+        }
+        Root::open(dest).map(Some).map_err(|e| Error::io(dest, e))
+    })
+}
+
+/// Runs the receiver with the destination root that `open_root` opens for the path and
+/// options the sender asks for (`None`: a dry run into nothing).
+pub(crate) fn serve_with<R, W, D>(
+    reader: R,
+    writer: W,
+    open_root: impl FnOnce(&Path, &SessionOptions) -> Result<Option<D>>,
+) -> Result<()>
+where
+    R: Read,
+    W: Write + Send,
+    D: DestRoot,
+{
     let mut reader = FrameReader::new(reader);
     let (tx, rx) = channel::unbounded::<Message>();
     std::thread::scope(|scope| {
         let writing = scope.spawn(move || write_replies(FrameWriter::new(writer), rx));
-        let result = session(&mut reader, &tx);
+        let result = session(&mut reader, &tx, open_root);
         if let Err(e) = &result {
             let _ = tx.send(Message::Fatal(e.to_string()));
         }
@@ -57,7 +79,11 @@ fn write_replies<W: Write>(
     writer.flush()
 }
 
-fn session<R: Read>(reader: &mut FrameReader<R>, out: &channel::Sender<Message>) -> Result<()> {
+fn session<R: Read, D: DestRoot>(
+    reader: &mut FrameReader<R>,
+    out: &channel::Sender<Message>,
+    open_root: impl FnOnce(&Path, &SessionOptions) -> Result<Option<D>>,
+) -> Result<()> {
     reader.read_magic()?;
     let hello = match reader.expect()? {
         Message::Hello(h) => h,
@@ -95,11 +121,7 @@ fn session<R: Read>(reader: &mut FrameReader<R>, out: &channel::Sender<Message>)
         b"" => std::path::PathBuf::from("."),
         bytes => entry::to_path_buf(bytes),
     };
-    let root = if hello.options.dry_run && !dest.exists() {
-        None
-    } else {
-        Some(Root::open(&dest).map_err(|e| Error::io(&dest, e))?)
-    };
+    let root = open_root(&dest, &hello.options)?;
     let mut receiver = Receiver {
         root,
         options: hello.options,
@@ -140,16 +162,16 @@ enum Expect {
 }
 
 /// A batch whose files are not all settled.
-struct Pending {
+struct Pending<D> {
     dir_key: Vec<u8>,
-    dir: Option<Dir>,
+    dir: Option<D>,
     entries: Vec<Entry>,
     outstanding: BTreeMap<u32, Expect>,
 }
 
 /// A directory some of whose batches are in flight.
-struct DirState {
-    dir: Option<Dir>,
+struct DirState<D> {
+    dir: Option<D>,
     mode: u32,
     mtime: Mtime,
     seen_last: bool,
@@ -161,11 +183,11 @@ struct DirState {
 }
 
 /// The file whose data is arriving.
-struct InFlight {
+struct InFlight<T> {
     batch: u64,
     index: u32,
     expect: Expect,
-    temp: Option<TempFile>,
+    temp: Option<T>,
     hasher: blake3::Hasher,
     written: u64,
     delta: Option<(Patcher, Option<memmap2::Mmap>)>,
@@ -173,14 +195,14 @@ struct InFlight {
     failure: Option<String>,
 }
 
-struct Receiver {
-    root: Option<Root>,
+struct Receiver<R: DestRoot> {
+    root: Option<R>,
     options: SessionOptions,
     filter: Filter,
     out: channel::Sender<Message>,
-    batches: HashMap<u64, Pending>,
-    dirs: HashMap<Vec<u8>, DirState>,
-    current: Option<InFlight>,
+    batches: HashMap<u64, Pending<R::Dir>>,
+    dirs: HashMap<Vec<u8>, DirState<R::Dir>>,
+    current: Option<InFlight<<R::Dir as DestDir>::Temp>>,
     summary: Summary,
     end_of_tree: bool,
 }
@@ -216,8 +238,8 @@ fn code(y: char, x: char, flags: &str) -> String {
     c
 }
 
-impl Receiver {
-    fn run<R: Read>(&mut self, reader: &mut FrameReader<R>) -> Result<()> {
+impl<R: DestRoot> Receiver<R> {
+    fn run<S: Read>(&mut self, reader: &mut FrameReader<S>) -> Result<()> {
         loop {
             if self.end_of_tree && self.batches.is_empty() {
                 if let Some((dir, _)) = self.dirs.iter().next() {
@@ -452,7 +474,7 @@ impl Receiver {
         self.settle(batch.id)
     }
 
-    fn open_dir(&mut self, rel: &[u8]) -> Option<Dir> {
+    fn open_dir(&mut self, rel: &[u8]) -> Option<R::Dir> {
         let root = self.root.as_ref()?;
         match root.open_dir(rel) {
             Ok(dir) => Some(dir),
@@ -467,7 +489,7 @@ impl Receiver {
     }
 
     /// Decides, for every entry of a batch, what to do. Reads only.
-    fn plan(&mut self, dir_key: &[u8], dir: Option<&Dir>, entries: &[Entry]) -> Vec<Plan> {
+    fn plan(&mut self, dir_key: &[u8], dir: Option<&R::Dir>, entries: &[Entry]) -> Vec<Plan> {
         let Some(dir) = dir else {
             if self.options.dry_run && self.root.is_some() || self.root.is_none() {
                 return entries.iter().map(new_entry_plan).collect();
@@ -488,9 +510,7 @@ impl Receiver {
                             && e.kind == Kind::File
                             && st.size == e.size =>
                     {
-                        dir.open_file(&e.name)
-                            .and_then(|f| walk::hash_open_file(&f))
-                            .ok()
+                        dir.hash_file(&e.name).ok()
                     }
                     _ => None,
                 })
@@ -553,7 +573,7 @@ impl Receiver {
             .collect()
     }
 
-    fn dir_is_empty(&self, dir: &Dir, name: &[u8]) -> bool {
+    fn dir_is_empty(&self, dir: &R::Dir, name: &[u8]) -> bool {
         dir.subdir(name)
             .and_then(|d| d.list())
             .map(|l| l.is_empty())
@@ -561,7 +581,7 @@ impl Receiver {
     }
 
     /// Removes what is in the way of a new entry at `name`.
-    fn clear(&mut self, dir: &Dir, name: &[u8], rel: &[u8], kind: Kind) -> Result<(), String> {
+    fn clear(&mut self, dir: &R::Dir, name: &[u8], rel: &[u8], kind: Kind) -> Result<(), String> {
         if kind != Kind::Dir {
             return dir
                 .remove(name, false)
@@ -585,7 +605,7 @@ impl Receiver {
         }
     }
 
-    fn delete_extras(&mut self, key: &[u8], dir: Option<&Dir>, changes: &mut Vec<Change>) {
+    fn delete_extras(&mut self, key: &[u8], dir: Option<&R::Dir>, changes: &mut Vec<Change>) {
         let Some(dir) = dir else { return };
         let Some(state) = self.dirs.get_mut(key) else {
             return;
@@ -638,7 +658,7 @@ impl Receiver {
         }
     }
 
-    fn pending(&self, batch: u64, index: u32) -> Result<(&Pending, Expect)> {
+    fn pending(&self, batch: u64, index: u32) -> Result<(&Pending<R::Dir>, Expect)> {
         let pending = self
             .batches
             .get(&batch)
@@ -676,7 +696,7 @@ impl Receiver {
             return Ok(());
         };
         let mut sink = HashingWriter {
-            inner: BufWriter::with_capacity(256 << 10, temp.file()),
+            inner: BufWriter::with_capacity(256 << 10, temp),
             hasher: &mut current.hasher,
             written: &mut current.written,
         };
@@ -723,15 +743,7 @@ impl Receiver {
         let delta = if expect == Expect::Delta {
             // The base is reopened now rather than held open since the reply: a wide directory
             // could otherwise hold thousands of descriptors.
-            let base = dir.open_file(&e.name).and_then(|f| {
-                if f.metadata()?.len() == 0 {
-                    return Ok(None);
-                }
-                // SAFETY: read-only map of our own destination file; if someone changes it during
-                // the patch, the blake3 check fails and the file is sent again whole.
-                unsafe { memmap2::Mmap::map(&f) }.map(Some)
-            });
-            match base {
+            match dir.map_file(&e.name) {
                 Ok(map) => Some((Patcher::new(), map)),
                 Err(err) => {
                     failure.get_or_insert(format!("cannot reopen the old copy: {err}"));
@@ -879,7 +891,7 @@ impl Receiver {
     }
 
     /// Gives a directory its own mode and mtime, now that nothing in it will change.
-    fn finish_dir(&mut self, rel: &[u8], state: DirState) {
+    fn finish_dir(&mut self, rel: &[u8], state: DirState<R::Dir>) {
         if self.options.dry_run {
             return;
         }
@@ -943,12 +955,9 @@ fn file_plan(e: &Entry, st: &Stat, hash: Option<[u8; 32]>, checksum: bool) -> Pl
 }
 
 /// The signature of our copy of `name`.
-fn base_signature(dir: &Dir, name: &[u8]) -> io::Result<Vec<u8>> {
-    let file = dir.open_file(name)?;
-    // SAFETY: read-only map, dropped before return; a concurrent change only makes the delta
-    // fail its blake3 check.
-    let map = unsafe { memmap2::Mmap::map(&file)? };
-    Ok(delta::signature(&map))
+fn base_signature<D: DestDir>(dir: &D, name: &[u8]) -> io::Result<Vec<u8>> {
+    let map = dir.map_file(name)?;
+    Ok(delta::signature(map.as_deref().unwrap_or_default()))
 }
 
 struct HashingWriter<'a, W: Write> {

@@ -1,11 +1,17 @@
-//! End-to-end benchmark: `azsync sync` against `rsync -a`, local source to local destination.
+//! End-to-end benchmark: `azsync sync` against `rsync -a`, local source to a local destination,
+//! or (`--ssh`) to the same machine through a real OpenSSH server on 127.0.0.1.
 //!
 //! ```text
-//! cargo build --release -p sync-cli && cargo run --release -p azsync-benches --bin e2e -- \
-//!     [--files 50000] [--runs 3] [--dir /dev/shm/azsync-bench] \
+//! cargo build --release -p sync-cli -p azsync-benches
+//! target/release/e2e [--files 50000] [--runs 3] [--dir /dev/shm/azsync-bench] \
 //!     [--azsync target/release/azsync] [--markdown out.md] [--seed 1] [--quick] [--keep] \
-//!     [--no-verify]
+//!     [--no-verify] [--ssh [--ssh-variants rsh,native]]
+//!
+//! target/release/e2e --quick --ssh          # smoke check over SSH: 2,000 files, 1 run
+//! target/release/e2e --ssh --markdown ssh.md  # 50,000 files, 3 runs, over SSH
 //! ```
+//!
+//! (`cargo run --release -p azsync-benches --bin e2e -- ARGS` does the same.)
 //!
 //! ```text
 //! --files N      regular files in the generated tree (default 50,000)
@@ -13,8 +19,9 @@
 //! --dir PATH     working directory (default /dev/shm/azsync-bench: tmpfs, because disk timings
 //!                on this kind of machine are noisy). Created if missing and wiped at the start;
 //!                a non-empty directory that this harness did not make is refused. Needs room
-//!                for about 5 copies of the tree (source, two destinations, two baselines);
-//!                removed at the end unless --keep.
+//!                for 1 + 2 × tools copies of the tree (the source, then a destination and a
+//!                baseline per tool: 5 locally, 7 with --ssh and both variants); removed at the
+//!                end unless --keep.
 //! --azsync PATH  the binary (default target/release/azsync; also looked for in
 //!                $CARGO_TARGET_DIR/release and in this workspace's target/release)
 //! --markdown F   also write the report to F
@@ -22,6 +29,12 @@
 //! --quick        smoke check: 2,000 files and 1 run (an explicit --files or --runs wins)
 //! --keep         keep the working directory
 //! --no-verify    skip comparing each destination with the source after each run
+//! --ssh          sync over SSH to a loopback sshd started for the benchmark (see below)
+//! --ssh-variants LIST
+//!                the azsync variants of --ssh, comma-separated, run in that order before rsync:
+//!                `rsh` (tool "azsync": the system ssh through --rsh) and `native` (tool
+//!                "azsync-native": azsync's built-in SSH client); default rsh,native.
+//!                (An SFTP variant is not implemented yet.)
 //! ```
 //!
 //! The tree is deterministic (rand_chacha from `--seed`) and home-like: mostly small text
@@ -29,7 +42,8 @@
 //! (1 to 20 of them), about 20 files per directory, directories nested up to 5 deep, a few
 //! relative symlinks, a few executable scripts, fixed mtimes in 2024.
 //!
-//! Scenarios, each run `--runs` times per tool, alternating azsync, rsync, azsync, rsync, ...:
+//! Scenarios, each run `--runs` times per tool, alternating the tools (azsync, rsync, azsync,
+//! rsync, ...; with --ssh: azsync, azsync-native, rsync, ...):
 //! 1. initial sync: into an empty destination (emptied before each run, not timed);
 //! 2. no-op re-sync: the destination is already up to date;
 //! 3. 1% changed: 1% of the source files (at least one) are rewritten once: a span of about 5%
@@ -37,7 +51,7 @@
 //!    up-to-date destination is saved with `cp -a` beforehand, and every run syncs into a fresh
 //!    `cp -a` copy of it (not timed), so every run starts from the same state.
 //!
-//! The commands are `azsync sync --no-progress SRC DST` (contents of SRC into DST) and
+//! Locally the commands are `azsync sync --no-progress SRC DST` (contents of SRC into DST) and
 //! `rsync -a SRC/ DST/`. Each runs under `/usr/bin/time -f '%e %M'` (GNU time; `apt-get install
 //! time` if it is missing): wall time is taken by the harness's own clock around it, and peak RSS
 //! is GNU time's `%M`, the `ru_maxrss` that `wait4` reports: the largest single process among
@@ -45,21 +59,56 @@
 //! sender, generator and receiver), not their sum. rsync must be on `PATH` (`apt-get install
 //! rsync`).
 //!
+//! With `--ssh` the harness starts `/usr/sbin/sshd -D -e` on a free port of 127.0.0.1 (`apt-get
+//! install openssh-server openssh-client`; as in the tests: fresh ed25519 host and client keys
+//! from ssh-keygen, `StrictModes no`, `UsePAM no`, `PidFile none`, `SetEnv HOME=` a temp home,
+//! log in `DIR/logs/sshd.log`), logs in as the current user (root here: the destination is
+//! `root@127.0.0.1:DST` with DST absolute, on this machine, so it is checked like a local one),
+//! and stops sshd at the end. With SSH = `ssh -p PORT -i KEY -o IdentitiesOnly=yes -o
+//! UserKnownHostsFile=KH -o StrictHostKeyChecking=yes -o BatchMode=yes`, the commands are:
+//!
+//! ```text
+//! azsync        azsync sync --no-progress --json --rsh "SSH" --agent-path WRAP \
+//!                   SRC root@127.0.0.1:DST
+//! azsync-native azsync sync --no-progress --json -p PORT --key KEY --known-hosts KH \
+//!                   --agent-path WRAP SRC root@127.0.0.1:DST
+//! rsync         rsync -a --stats -e "SSH" --rsync-path="/usr/bin/time -f %M -a -o RLOG rsync" \
+//!                   SRC/ root@127.0.0.1:DST/
+//! ```
+//!
+//! WRAP is a script (`DIR/ssh/<tool>-agent`): `exec /usr/bin/time -f %M -a -o ALOG azsync
+//! "$@"`; azsync runs `cd && exec WRAP agent --stdio` on the remote, and with `--agent-path`
+//! nothing is deployed. So each run gets two peak RSS figures: local (GNU time around the client:
+//! azsync or rsync, with its `ssh` child; azsync-native has none; the largest single process, so
+//! where ssh is larger than the client, ssh's) and remote (what sshd started: the azsync agent,
+//! or rsync's server with its receiver), read from ALOG/RLOG and cleared after every run. Bytes
+//! on the wire are as each tool counts them, the payload inside SSH before encryption: azsync's
+//! `--json` `bytes_sent` + `bytes_received`, rsync's `--stats` "Total bytes sent" + "Total bytes
+//! received". If azsync says a variant is "not available in this build"
+//! (azsync-native before the built-in client lands), that variant is marked unsupported in the
+//! report and skipped; it does not fail the benchmark. Client, server and both trees share this
+//! machine's CPUs, so this measures CPU cost and round trips on loopback, not a network.
+//!
 //! After every run the destination is compared with the source (types, contents, sizes, modes,
 //! mtimes to the nanosecond, link targets, no extra entries), so a fast but wrong run shows up.
 //!
-//! Progress goes to stderr; the Markdown report (machine, tool versions, date, tree size, then
-//! `scenario | azsync median s | rsync median s | ratio | azsync peak RSS MB | rsync peak RSS MB`)
-//! goes to stdout. A run that fails is reported (the scenario is flagged and the error listed
-//! under the table) and the benchmark goes on. The exit code is 0; 1 on an error, or if a run
-//! failed or a destination differed from the source (the report is still printed); 2 on a usage
-//! error.
+//! Progress goes to stderr; the Markdown report goes to stdout: the mode in the title, machine,
+//! tool versions, date, tree size, commands, then locally `scenario | azsync median s | rsync
+//! median s | ratio | azsync peak RSS MB | rsync peak RSS MB`, and with --ssh one row per tool
+//! per scenario: `scenario | tool | median s | ratio to rsync | local peak RSS MB | remote peak
+//! RSS MB | wire MB`, then every run. A run that fails is reported (the scenario is flagged and
+//! the error listed under the table) and the benchmark goes on. The exit code is 0; 1 on an
+//! error, or if a run failed or a destination differed from the source (the report is still
+//! printed); 2 on a usage error.
 
 mod report;
 mod run;
+mod sshd;
 mod tree;
 mod verify;
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::ErrorKind;
@@ -68,8 +117,9 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
-use report::{Scenario, Setup};
-use run::{Sample, Timer, Tool};
+use report::{Mode, Scenario, Setup, ToolRuns};
+use run::{Remote, Sample, Timer, Tool, Variant};
+use sshd::{Sshd, Target};
 use tree::Plan;
 
 const DEFAULT_FILES: usize = 50_000;
@@ -78,13 +128,13 @@ const QUICK_FILES: usize = 2_000;
 const QUICK_RUNS: usize = 1;
 const DEFAULT_DIR: &str = "/dev/shm/azsync-bench";
 const DEFAULT_AZSYNC: &str = "target/release/azsync";
+/// The azsync variants of `--ssh` without `--ssh-variants`.
+const DEFAULT_VARIANTS: [Variant; 2] = [Variant::Rsh, Variant::Native];
 /// Marks a working directory as this harness's, so that it may be wiped.
 const MARKER: &str = ".azsync-bench-workdir";
-/// Copies of the tree that live in the working directory at once.
-const COPIES: u64 = 5;
 
 const USAGE: &str = "usage: e2e [--files N] [--runs N] [--dir PATH] [--azsync PATH] \
-[--markdown FILE] [--seed N] [--quick] [--keep] [--no-verify]
+[--markdown FILE] [--seed N] [--quick] [--keep] [--no-verify] [--ssh [--ssh-variants LIST]]
   --files N       regular files in the generated tree (default 50000; 2000 with --quick)
   --runs N        runs per tool per scenario (default 3; 1 with --quick)
   --dir PATH      working directory (default /dev/shm/azsync-bench)
@@ -93,7 +143,11 @@ const USAGE: &str = "usage: e2e [--files N] [--runs N] [--dir PATH] [--azsync PA
   --seed N        seed of the generated tree (default 1)
   --quick         smoke check: 2000 files, 1 run
   --keep          keep the working directory afterwards
-  --no-verify     do not compare destinations with the source after each run";
+  --no-verify     do not compare destinations with the source after each run
+  --ssh           sync to 127.0.0.1 through a loopback OpenSSH sshd started for the run
+  --ssh-variants LIST
+                  azsync variants for --ssh, comma-separated: rsh (system ssh, --rsh),
+                  native (built-in SSH client); default rsh,native";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -105,6 +159,8 @@ struct Options {
     seed: u64,
     keep: bool,
     verify: bool,
+    /// `--ssh`: the azsync variants to run (rsync always runs); `None` for the local mode.
+    ssh: Option<Vec<Variant>>,
 }
 
 fn main() -> ExitCode {
@@ -137,6 +193,7 @@ fn main() -> ExitCode {
 /// `Ok(None)` for `--help`.
 fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Option<Options>, String> {
     let (mut files, mut runs, mut quick) = (None, None, false);
+    let (mut ssh, mut variants) = (false, None);
     let mut opts = Options {
         files: DEFAULT_FILES,
         runs: DEFAULT_RUNS,
@@ -146,6 +203,7 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Option<Options>, S
         seed: 1,
         keep: false,
         verify: true,
+        ssh: None,
     };
     let mut args = args.map(|a| {
         a.into_string()
@@ -181,10 +239,17 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Option<Options>, S
             "--quick" => quick = true,
             "--keep" => opts.keep = true,
             "--no-verify" => opts.verify = false,
+            "--ssh" => ssh = true,
+            "--ssh-variants" => variants = Some(parse_variants(&value()?)?),
             "-h" | "--help" => return Ok(None),
             _ => return Err(format!("unknown argument {arg:?}")),
         }
-        if inline.is_some() && matches!(flag.as_str(), "--quick" | "--keep" | "--no-verify") {
+        if inline.is_some()
+            && matches!(
+                flag.as_str(),
+                "--quick" | "--keep" | "--no-verify" | "--ssh"
+            )
+        {
             return Err(format!("{flag} takes no value"));
         }
     }
@@ -193,7 +258,26 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Option<Options>, S
     if opts.files == 0 || opts.runs == 0 {
         return Err("--files and --runs must be at least 1".into());
     }
+    match (ssh, variants) {
+        (true, variants) => opts.ssh = Some(variants.unwrap_or(DEFAULT_VARIANTS.to_vec())),
+        (false, Some(_)) => return Err("--ssh-variants needs --ssh".into()),
+        (false, None) => {}
+    }
     Ok(Some(opts))
+}
+
+/// `rsh,native` as variants, in the order given, without repeats.
+fn parse_variants(list: &str) -> Result<Vec<Variant>, String> {
+    let mut variants = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        let variant = Variant::parse(name).ok_or_else(|| {
+            format!("--ssh-variants: unknown variant {name:?} (choose from rsh, native)")
+        })?;
+        if !variants.contains(&variant) {
+            variants.push(variant);
+        }
+    }
+    Ok(variants)
 }
 
 fn default_dir() -> PathBuf {
@@ -311,12 +395,18 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 
 struct Bench {
     timer: Timer,
-    tools: [Tool; 2],
+    /// In run order; rsync last.
+    tools: Vec<Tool>,
     work: PathBuf,
     src: PathBuf,
     runs: usize,
     verify: bool,
+    /// Tools this build cannot run (the first such failure says why); skipped from then on.
+    unsupported: RefCell<BTreeMap<&'static str, String>>,
 }
+
+/// What a build of azsync without the built-in SSH client says when asked for it.
+const UNSUPPORTED: &str = "not available in this build";
 
 impl Bench {
     fn dst(&self, tool: &Tool) -> PathBuf {
@@ -327,7 +417,12 @@ impl Bench {
         self.work.join(format!("base-{}", tool.name))
     }
 
-    /// Runs one scenario: `runs` rounds of (azsync, rsync), each after `prepare` (not timed).
+    fn is_unsupported(&self, tool: &Tool) -> bool {
+        self.unsupported.borrow().contains_key(tool.name)
+    }
+
+    /// Runs one scenario: `runs` rounds of (each tool in turn), each run after `prepare` (not
+    /// timed).
     fn scenario(
         &self,
         key: &str,
@@ -337,16 +432,17 @@ impl Bench {
         eprintln!("scenario: {name}");
         let mut scenario = Scenario {
             name: name.to_string(),
-            azsync: Vec::new(),
-            rsync: Vec::new(),
-            azsync_failed: 0,
-            rsync_failed: 0,
+            tools: self.tools.iter().map(|t| ToolRuns::new(t.name)).collect(),
             problems: Vec::new(),
         };
         for run in 1..=self.runs {
-            for tool in &self.tools {
+            for (tool, runs) in self.tools.iter().zip(&mut scenario.tools) {
+                if self.is_unsupported(tool) {
+                    continue;
+                }
                 let dst = self.dst(tool);
                 prepare(tool, &dst)?;
+                tool.clear_remote()?;
                 let log = self
                     .work
                     .join("logs")
@@ -356,13 +452,29 @@ impl Bench {
                     .timer
                     .run(&argv, &log)
                     .with_context(|| format!("{name}: {} run {run}", tool.name))?;
-                let sample: Sample = match run_result {
-                    Ok(sample) => sample,
+                let finished = match run_result {
+                    Ok(finished) => finished,
+                    Err(failure) if failure.output.contains(UNSUPPORTED) => {
+                        let why = failure
+                            .output
+                            .lines()
+                            .find(|l| l.contains(UNSUPPORTED))
+                            .unwrap_or(UNSUPPORTED)
+                            .trim()
+                            .to_string();
+                        eprintln!(
+                            "  run {run}/{}  {:<13} UNSUPPORTED by this build, skipped from now \
+                             on: {why}",
+                            self.runs, tool.name
+                        );
+                        self.unsupported.borrow_mut().insert(tool.name, why);
+                        continue;
+                    }
                     Err(failure) => {
                         // A failed run is a result, not the end of the benchmark: the other runs
                         // and scenarios still say something, and the exit code is 1 at the end.
                         eprintln!(
-                            "  run {run}/{}  {:<6} FAILED ({}): {}\n    command: {}\n    output: {}",
+                            "  run {run}/{}  {:<13} FAILED ({}): {}\n    command: {}\n    output: {}",
                             self.runs,
                             tool.name,
                             failure.status,
@@ -377,20 +489,29 @@ impl Bench {
                             failure.status,
                             last.trim()
                         ));
-                        match tool.name {
-                            "azsync" => scenario.azsync_failed += 1,
-                            _ => scenario.rsync_failed += 1,
-                        }
+                        runs.failed += 1;
+                        tool.clear_remote()?;
                         continue;
                     }
                 };
+                let sample: Sample = tool.sample(&finished)?;
                 eprint!(
-                    "  run {run}/{}  {:<6} {:>8.3} s  {:>7.1} MiB",
+                    "  run {run}/{}  {:<13} {:>8.3} s  {:>7.1} MiB",
                     self.runs,
                     tool.name,
                     sample.wall.as_secs_f64(),
                     sample.max_rss_kib as f64 / 1024.0
                 );
+                if let Some(kib) = sample.remote_rss_kib {
+                    eprint!("  remote {:>7.1} MiB", kib as f64 / 1024.0);
+                }
+                if let Some(wire) = sample.wire {
+                    eprint!(
+                        "  wire {} / {} B",
+                        report::thousands(wire.sent),
+                        report::thousands(wire.received)
+                    );
+                }
                 if self.verify {
                     let check = verify::compare(&self.src, &dst)
                         .with_context(|| format!("checking {}", dst.display()))?;
@@ -410,33 +531,75 @@ impl Bench {
                 } else {
                     eprintln!();
                 }
-                match tool.name {
-                    "azsync" => scenario.azsync.push(sample),
-                    _ => scenario.rsync.push(sample),
-                }
+                runs.samples.push(sample);
             }
+        }
+        for (tool, runs) in self.tools.iter().zip(&mut scenario.tools) {
+            runs.unsupported = self.unsupported.borrow().get(tool.name).cloned();
         }
         Ok(scenario)
     }
 }
 
+/// The tools of `--ssh` mode, with their wrapper scripts and remote RSS logs in `work/ssh`.
+fn ssh_tools(
+    target: &Target,
+    azsync: &Path,
+    rsync: &Path,
+    variants: &[Variant],
+    work: &Path,
+) -> Result<Vec<Tool>> {
+    let dir = work.join("ssh");
+    fs::create_dir_all(&dir)?;
+    let mut tools = Vec::new();
+    for &variant in variants {
+        let name = variant.tool_name();
+        let rss_log = dir.join(format!("{name}-remote-rss.log"));
+        let wrapper = dir.join(format!("{name}-agent"));
+        run::write_agent_wrapper(&wrapper, azsync, &rss_log)?;
+        tools.push(Tool::azsync_ssh(
+            azsync.to_path_buf(),
+            variant,
+            Remote {
+                target: target.clone(),
+                rss_log,
+                agent_wrapper: Some(wrapper),
+            },
+        ));
+    }
+    tools.push(Tool::rsync_ssh(
+        rsync.to_path_buf(),
+        Remote {
+            target: target.clone(),
+            rss_log: dir.join("rsync-remote-rss.log"),
+            agent_wrapper: None,
+        },
+    ));
+    Ok(tools)
+}
+
 /// The whole benchmark; `Ok(false)` if a run failed or a destination differed from the source.
 fn bench(opts: &Options) -> Result<bool> {
-    let rsync = run::which("rsync")
+    let rsync_path = run::which("rsync")
         .context("rsync not found on PATH: install rsync: apt-get install rsync")?;
-    let rsync = Tool::rsync(rsync);
-    let azsync = Tool::azsync(find_azsync(opts.azsync.as_deref())?);
+    let azsync_path = find_azsync(opts.azsync.as_deref())?;
     let timer = Timer::new()?;
-    let rsync_version = rsync.version()?;
-    let azsync_version = azsync.version()?;
+    let rsync_version = Tool::rsync(rsync_path.clone()).version()?;
+    let azsync_version = Tool::azsync(azsync_path.clone()).version()?;
 
     let plan = Plan::generate(opts.files, opts.seed);
     let work = prepare_workdir(&opts.dir)?;
-    let need = plan.footprint() * COPIES + plan.footprint() / 10;
+    let tool_count = match &opts.ssh {
+        Some(variants) => variants.len() as u64 + 1,
+        None => 2,
+    };
+    // The source, and a destination and a baseline per tool.
+    let copies = 1 + 2 * tool_count;
+    let need = plan.footprint() * copies + plan.footprint() / 10;
     if let Some(free) = free_bytes(&work) {
         if free < need {
             bail!(
-                "{} has {:.1} GiB free but the benchmark needs about {:.1} GiB ({COPIES} copies of \
+                "{} has {:.1} GiB free but the benchmark needs about {:.1} GiB ({copies} copies of \
                  the tree); choose another --dir or fewer --files",
                 work.display(),
                 free as f64 / (1u64 << 30) as f64,
@@ -444,6 +607,31 @@ fn bench(opts: &Options) -> Result<bool> {
             );
         }
     }
+
+    // Started before the tree is written, so that a missing sshd fails fast.
+    let sshd = match &opts.ssh {
+        Some(_) => {
+            let sshd = Sshd::start(&work.join("sshd"), &work.join("logs").join("sshd.log"))?;
+            eprintln!(
+                "sshd listening on 127.0.0.1:{} ({})",
+                sshd.target.port, sshd.version
+            );
+            Some(sshd)
+        }
+        None => None,
+    };
+    let (tools, mode) = match (&opts.ssh, &sshd) {
+        (Some(variants), Some(sshd)) => (
+            ssh_tools(&sshd.target, &azsync_path, &rsync_path, variants, &work)?,
+            Mode::Ssh {
+                openssh: sshd.version.clone(),
+            },
+        ),
+        _ => (
+            vec![Tool::azsync(azsync_path), Tool::rsync(rsync_path)],
+            Mode::Local,
+        ),
+    };
 
     let src = work.join("src");
     eprintln!(
@@ -457,6 +645,23 @@ fn bench(opts: &Options) -> Result<bool> {
     plan.write(&src)?;
     eprintln!("  done in {:.1} s", started.elapsed().as_secs_f64());
 
+    let commands = tools
+        .iter()
+        .map(|t| {
+            // SRC and DST as placeholders (DST is absolute over SSH), the program's name, not
+            // its path.
+            let dst = match mode {
+                Mode::Local => "DST",
+                Mode::Ssh { .. } => "/DST",
+            };
+            let argv = t.argv(Path::new("SRC"), Path::new(dst));
+            let program = if t.is_rsync() { "rsync" } else { "azsync" };
+            (
+                t.name.to_string(),
+                format!("{program} {}", run::shell_words(&argv[1..])),
+            )
+        })
+        .collect();
     let (cpus, cpu_model, mem_total, kernel) = report::machine();
     let setup = Setup {
         cpus,
@@ -474,17 +679,18 @@ fn bench(opts: &Options) -> Result<bool> {
         dirs: plan.dirs.len(),
         symlinks: plan.symlinks.len(),
         total_bytes: plan.total_bytes(),
-        azsync_cmd: "azsync sync --no-progress SRC DST".into(),
-        rsync_cmd: "rsync -a SRC/ DST/".into(),
+        mode,
+        commands,
     };
 
     let bench = Bench {
         timer,
-        tools: [azsync, rsync],
+        tools,
         work: work.clone(),
         src: src.clone(),
         runs: opts.runs,
         verify: opts.verify,
+        unsupported: RefCell::new(BTreeMap::new()),
     };
     let mut scenarios = Vec::new();
     scenarios.push(bench.scenario(
@@ -498,7 +704,9 @@ fn bench(opts: &Options) -> Result<bool> {
     scenarios.push(bench.scenario("noop", "no-op re-sync", |_, _| Ok(()))?);
 
     for tool in &bench.tools {
-        copy_tree(&bench.dst(tool), &bench.base(tool))?;
+        if !bench.is_unsupported(tool) {
+            copy_tree(&bench.dst(tool), &bench.base(tool))?;
+        }
     }
     let change = plan.change_some(&src, opts.seed)?;
     eprintln!(
@@ -514,6 +722,7 @@ fn bench(opts: &Options) -> Result<bool> {
         remove(dst)?;
         copy_tree(&bench.base(tool), dst)
     })?);
+    drop(sshd);
 
     let md = report::markdown(&setup, &scenarios);
     println!("{md}");
@@ -578,6 +787,24 @@ mod tests {
         assert!(parse(&["--runs", "0"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["--keep=1"]).is_err());
+        assert!(parse(&["--ssh=1"]).is_err());
+        assert!(parse(&["--ssh-variants", "rsh"]).is_err());
+        assert!(parse(&["--ssh", "--ssh-variants", "sftp"]).is_err());
+    }
+
+    #[test]
+    fn ssh_mode() {
+        assert_eq!(parse(&[]).unwrap().unwrap().ssh, None);
+        let o = parse(&["--ssh", "--quick"]).unwrap().unwrap();
+        assert_eq!(o.ssh, Some(vec![Variant::Rsh, Variant::Native]));
+        let o = parse(&["--ssh", "--ssh-variants", "native"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.ssh, Some(vec![Variant::Native]));
+        let o = parse(&["--ssh-variants=native, rsh,native", "--ssh"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.ssh, Some(vec![Variant::Native, Variant::Rsh]));
     }
 
     #[test]

@@ -26,21 +26,80 @@ pub struct Setup {
     pub dirs: usize,
     pub symlinks: usize,
     pub total_bytes: u64,
-    pub azsync_cmd: String,
-    pub rsync_cmd: String,
+    /// Where the destination is.
+    pub mode: Mode,
+    /// Each tool's name and command line, in the order of the tools.
+    pub commands: Vec<(String, String)>,
 }
 
-/// The samples of one scenario, azsync's and rsync's, in run order.
+/// Where the destination is.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// A local directory.
+    Local,
+    /// A directory on the same machine reached through a loopback OpenSSH server.
+    Ssh {
+        /// `ssh -V` (the server is the sshd of the same OpenSSH).
+        openssh: String,
+    },
+}
+
+/// One tool's runs of one scenario.
+#[derive(Debug, Clone)]
+pub struct ToolRuns {
+    pub tool: String,
+    /// Successful runs, in run order.
+    pub samples: Vec<Sample>,
+    /// Runs that failed (not in the samples).
+    pub failed: usize,
+    /// Why this build cannot run this tool at all (its runs were skipped), e.g. the built-in
+    /// SSH client of a build that lacks it.
+    pub unsupported: Option<String>,
+}
+
+impl ToolRuns {
+    pub fn new(tool: &str) -> ToolRuns {
+        ToolRuns {
+            tool: tool.to_string(),
+            samples: Vec::new(),
+            failed: 0,
+            unsupported: None,
+        }
+    }
+}
+
+/// The samples of one scenario, per tool; the last tool is rsync, the baseline of the ratios.
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub name: String,
-    pub azsync: Vec<Sample>,
-    pub rsync: Vec<Sample>,
-    /// Runs that failed (not in the samples).
-    pub azsync_failed: usize,
-    pub rsync_failed: usize,
+    pub tools: Vec<ToolRuns>,
     /// Failed runs and problems found when checking the destinations, if any (shown under the table).
     pub problems: Vec<String>,
+}
+
+impl Scenario {
+    fn baseline(&self) -> Option<&ToolRuns> {
+        self.tools.iter().find(|t| t.tool == "rsync")
+    }
+
+    /// The flags after the scenario's name: failed runs, differing destinations.
+    fn flag(&self, runs: usize) -> String {
+        let mut flags = Vec::new();
+        for t in &self.tools {
+            if t.failed > 0 {
+                flags.push(format!("{} failed {} of {runs} runs", t.tool, t.failed));
+            }
+        }
+        let failed: usize = self.tools.iter().map(|t| t.failed).sum();
+        if self.problems.len() > failed {
+            flags.push("destination differs".to_string());
+        }
+        if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" (**{}**)", flags.join(", "))
+        }
+    }
 }
 
 /// Facts about this machine that no flag changes.
@@ -139,13 +198,23 @@ fn peak_mib(samples: &[Sample]) -> f64 {
         .map_or(f64::NAN, |kib| kib as f64 / 1024.0)
 }
 
-/// A table cell: `value` with `digits` decimals, or "failed" when no run succeeded (NaN).
-fn cell(value: f64, digits: usize) -> String {
-    if value.is_finite() {
-        format!("{value:.digits$}")
-    } else {
-        "failed".to_string()
-    }
+/// The largest remote peak RSS of `samples` in MiB; NaN if none reported one.
+fn remote_peak_mib(samples: &[Sample]) -> f64 {
+    samples
+        .iter()
+        .filter_map(|s| s.remote_rss_kib)
+        .max()
+        .map_or(f64::NAN, |kib| kib as f64 / 1024.0)
+}
+
+/// The median bytes on the wire (sent + received) of `samples` in MiB; NaN if none reported.
+fn median_wire_mib(samples: &[Sample]) -> f64 {
+    let totals: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.wire)
+        .map(|w| w.total() as f64 / 1048576.0)
+        .collect();
+    median(&totals)
 }
 
 fn secs(d: Duration) -> String {
@@ -167,11 +236,28 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A table cell of one tool: its value, or why there is none.
+fn tool_cell(runs: &ToolRuns, value: f64, digits: usize) -> String {
+    if runs.unsupported.is_some() {
+        "unsupported".to_string()
+    } else if value.is_finite() {
+        format!("{value:.digits$}")
+    } else if runs.samples.is_empty() {
+        "failed".to_string()
+    } else {
+        "n/a".to_string()
+    }
+}
+
 /// The whole report as Markdown.
 pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
     let mut md = String::new();
     let s = setup;
-    let _ = writeln!(md, "## azsync vs rsync, end to end (local destination)\n");
+    let where_to = match &s.mode {
+        Mode::Local => "local destination".to_string(),
+        Mode::Ssh { .. } => "over SSH to a loopback OpenSSH server".to_string(),
+    };
+    let _ = writeln!(md, "## azsync vs rsync, end to end ({where_to})\n");
     let _ = writeln!(
         md,
         "- machine: {} CPUs ({}), {} RAM, kernel {}",
@@ -179,6 +265,13 @@ pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
     );
     let _ = writeln!(md, "- rsync: `{}`", s.rsync_version);
     let _ = writeln!(md, "- azsync: `{}`", s.azsync_version);
+    if let Mode::Ssh { openssh } = &s.mode {
+        let _ = writeln!(
+            md,
+            "- mode: ssh: OpenSSH `{openssh}`, sshd on 127.0.0.1 (client, server and both trees \
+             on this machine, so client and server share its CPUs)"
+        );
+    }
     let _ = writeln!(md, "- date: {}", s.date);
     let _ = writeln!(
         md,
@@ -193,68 +286,105 @@ pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
         s.dir,
         s.fs_type
     );
-    let _ = writeln!(md, "- commands: `{}` and `{}`", s.azsync_cmd, s.rsync_cmd);
-    let _ = writeln!(
-        md,
-        "- method: {} run(s) per tool per scenario, alternating azsync and rsync; median wall \
-         time; peak RSS is the largest `ru_maxrss` over the runs, as GNU time reports it: the \
-         largest single process of the tool's process tree (azsync and its agent; rsync's \
-         sender, generator and receiver), not their sum. MB = MiB.\n",
-        s.runs
-    );
-    let _ = writeln!(
-        md,
-        "| scenario | azsync median s | rsync median s | ratio | azsync peak RSS MB | rsync peak RSS MB |"
-    );
-    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: |");
-    for sc in scenarios {
-        let (a, r) = (median_secs(&sc.azsync), median_secs(&sc.rsync));
-        let mut flags = Vec::new();
-        for (tool, failed) in [("azsync", sc.azsync_failed), ("rsync", sc.rsync_failed)] {
-            if failed > 0 {
-                flags.push(format!("{tool} failed {failed} of {} runs", s.runs));
+    match &s.mode {
+        Mode::Local => {
+            let cmds: Vec<_> = s.commands.iter().map(|(_, c)| format!("`{c}`")).collect();
+            let _ = writeln!(md, "- commands: {}", cmds.join(" and "));
+            let _ = writeln!(
+                md,
+                "- method: {} run(s) per tool per scenario, alternating azsync and rsync; median \
+                 wall time; peak RSS is the largest `ru_maxrss` over the runs, as GNU time reports \
+                 it: the largest single process of the tool's process tree (azsync and its agent; \
+                 rsync's sender, generator and receiver), not their sum. MB = MiB.\n",
+                s.runs
+            );
+            local_table(&mut md, scenarios, s.runs);
+        }
+        Mode::Ssh { .. } => {
+            let _ = writeln!(md, "- commands:");
+            for (tool, cmd) in &s.commands {
+                let _ = writeln!(md, "  - {tool}: `{cmd}`");
             }
+            let _ = writeln!(
+                md,
+                "- method: {} run(s) per tool per scenario, alternating the tools; median wall \
+                 time of the client. Peak RSS is the largest `ru_maxrss` over the runs, as GNU \
+                 time reports it (the largest single process, not a sum): local = around the \
+                 client, with its `ssh` child for azsync (--rsh) and rsync, so that where the ssh \
+                 child is the larger process the figure is ssh's and the client's own is at most \
+                 that; remote = around what \
+                 sshd starts (the azsync agent, through an `--agent-path` wrapper, so nothing is \
+                 deployed; rsync's server and its receiver, through `--rsync-path`). Wire = median \
+                 bytes sent + received as each tool counts them (azsync `--json` `bytes_sent` + \
+                 `bytes_received`; rsync `--stats` total bytes sent + received): the payload \
+                 inside SSH, before encryption. MB = MiB.\n",
+                s.runs
+            );
+            ssh_table(&mut md, scenarios, s.runs);
         }
-        if sc.problems.len() > sc.azsync_failed + sc.rsync_failed {
-            flags.push("destination differs".to_string());
-        }
-        let flag = if flags.is_empty() {
-            String::new()
-        } else {
-            format!(" (**{}**)", flags.join(", "))
-        };
-        let ratio = if a.is_finite() && r.is_finite() {
-            format!("{:.2}", a / r)
-        } else {
-            "n/a".to_string()
-        };
-        let _ = writeln!(
-            md,
-            "| {}{flag} | {} | {} | {ratio} | {} | {} |",
-            sc.name,
-            cell(a, 3),
-            cell(r, 3),
-            cell(peak_mib(&sc.azsync), 1),
-            cell(peak_mib(&sc.rsync), 1)
-        );
     }
-    let _ = writeln!(
-        md,
-        "\nratio = azsync / rsync median wall time; below 1 means azsync is faster.\n"
-    );
     let _ = writeln!(md, "Every run (wall seconds):\n");
     for sc in scenarios {
-        let list = |v: &[Sample], failed: usize| {
-            let mut runs: Vec<_> = v.iter().map(|x| secs(x.wall)).collect();
-            runs.extend(std::iter::repeat_n("failed".to_string(), failed));
-            runs.join(", ")
-        };
+        let parts: Vec<String> = sc
+            .tools
+            .iter()
+            .map(|t| {
+                if t.unsupported.is_some() {
+                    return format!("{} unsupported", t.tool);
+                }
+                let mut runs: Vec<_> = t.samples.iter().map(|x| secs(x.wall)).collect();
+                runs.extend(std::iter::repeat_n("failed".to_string(), t.failed));
+                format!("{} {}", t.tool, runs.join(", "))
+            })
+            .collect();
+        let _ = writeln!(md, "- {}: {}", sc.name, parts.join("; "));
+    }
+    if matches!(s.mode, Mode::Ssh { .. }) {
         let _ = writeln!(
             md,
-            "- {}: azsync {}; rsync {}",
-            sc.name,
-            list(&sc.azsync, sc.azsync_failed),
-            list(&sc.rsync, sc.rsync_failed)
+            "\nEvery run (bytes on the wire, sent / received; local / remote peak RSS MiB):\n"
+        );
+        for sc in scenarios {
+            let parts: Vec<String> = sc
+                .tools
+                .iter()
+                .filter(|t| t.unsupported.is_none())
+                .map(|t| {
+                    let runs: Vec<_> = t
+                        .samples
+                        .iter()
+                        .map(|x| {
+                            let wire = x.wire.map_or("n/a".to_string(), |w| {
+                                format!("{} / {}", thousands(w.sent), thousands(w.received))
+                            });
+                            let remote = x
+                                .remote_rss_kib
+                                .map_or("n/a".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
+                            format!("{wire} ({:.1} / {remote})", x.max_rss_kib as f64 / 1024.0)
+                        })
+                        .collect();
+                    format!("{} {}", t.tool, runs.join(", "))
+                })
+                .collect();
+            let _ = writeln!(md, "- {}: {}", sc.name, parts.join("; "));
+        }
+    }
+    let unsupported: Vec<(&str, &str)> = {
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for t in scenarios.iter().flat_map(|sc| &sc.tools) {
+            if let Some(why) = &t.unsupported {
+                if !seen.iter().any(|(name, _)| *name == t.tool) {
+                    seen.push((&t.tool, why));
+                }
+            }
+        }
+        seen
+    };
+    for (tool, why) in &unsupported {
+        let _ = writeln!(
+            md,
+            "\n{tool}: not supported by this azsync build, not run (`{}`).",
+            why.trim()
         );
     }
     let problems: Vec<_> = scenarios.iter().flat_map(|sc| &sc.problems).collect();
@@ -273,6 +403,86 @@ pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
     md
 }
 
+/// `| scenario | azsync median s | rsync median s | ratio | azsync peak RSS MB | rsync peak RSS MB |`
+fn local_table(md: &mut String, scenarios: &[Scenario], runs: usize) {
+    let Some(first) = scenarios.first() else {
+        return;
+    };
+    let names: Vec<&str> = first.tools.iter().map(|t| t.tool.as_str()).collect();
+    let mut header = "| scenario |".to_string();
+    for name in &names {
+        let _ = write!(header, " {name} median s |");
+    }
+    header.push_str(" ratio |");
+    for name in &names {
+        let _ = write!(header, " {name} peak RSS MB |");
+    }
+    let _ = writeln!(md, "{header}");
+    let _ = writeln!(md, "| --- |{}", " ---: |".repeat(2 * names.len() + 1));
+    for sc in scenarios {
+        let medians: Vec<f64> = sc.tools.iter().map(|t| median_secs(&t.samples)).collect();
+        let mut row = format!("| {}{} |", sc.name, sc.flag(runs));
+        for (t, m) in sc.tools.iter().zip(&medians) {
+            let _ = write!(row, " {} |", tool_cell(t, *m, 3));
+        }
+        let base = sc.baseline().map_or(f64::NAN, |b| median_secs(&b.samples));
+        let ratio = match medians.first() {
+            Some(a) if a.is_finite() && base.is_finite() => format!("{:.2}", a / base),
+            _ => "n/a".to_string(),
+        };
+        let _ = write!(row, " {ratio} |");
+        for t in &sc.tools {
+            let _ = write!(row, " {} |", tool_cell(t, peak_mib(&t.samples), 1));
+        }
+        let _ = writeln!(md, "{row}");
+    }
+    let _ = writeln!(
+        md,
+        "\nratio = azsync / rsync median wall time; below 1 means azsync is faster.\n"
+    );
+}
+
+/// One row per tool per scenario.
+fn ssh_table(md: &mut String, scenarios: &[Scenario], runs: usize) {
+    let _ = writeln!(
+        md,
+        "| scenario | tool | median s | ratio to rsync | local peak RSS MB | remote peak RSS MB | \
+         wire MB |"
+    );
+    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    for sc in scenarios {
+        let base = sc.baseline().map_or(f64::NAN, |b| median_secs(&b.samples));
+        for (i, t) in sc.tools.iter().enumerate() {
+            let scenario = if i == 0 {
+                format!("{}{}", sc.name, sc.flag(runs))
+            } else {
+                String::new()
+            };
+            let m = median_secs(&t.samples);
+            let ratio = if t.tool == "rsync" {
+                "1.00".to_string()
+            } else if t.unsupported.is_none() && m.is_finite() && base.is_finite() {
+                format!("{:.2}", m / base)
+            } else {
+                "n/a".to_string()
+            };
+            let _ = writeln!(
+                md,
+                "| {scenario} | {} | {} | {ratio} | {} | {} | {} |",
+                t.tool,
+                tool_cell(t, m, 3),
+                tool_cell(t, peak_mib(&t.samples), 1),
+                tool_cell(t, remote_peak_mib(&t.samples), 1),
+                tool_cell(t, median_wire_mib(&t.samples), 2),
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nratio = the tool's median wall time / rsync's; below 1 means faster than rsync.\n"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,9 +494,8 @@ mod tests {
         assert!(median(&[]).is_nan());
     }
 
-    #[test]
-    fn table_marks_failures() {
-        let setup = Setup {
+    fn setup(mode: Mode) -> Setup {
+        Setup {
             cpus: 2,
             cpu_model: "cpu".into(),
             mem_total: "1 GiB".into(),
@@ -302,34 +511,60 @@ mod tests {
             dirs: 1,
             symlinks: 0,
             total_bytes: 1000,
-            azsync_cmd: "a".into(),
-            rsync_cmd: "r".into(),
-        };
-        let sample = |ms, kib| Sample {
+            mode,
+            commands: vec![("azsync".into(), "a".into()), ("rsync".into(), "r".into())],
+        }
+    }
+
+    fn sample(ms: u64, kib: u64) -> Sample {
+        Sample {
             wall: Duration::from_millis(ms),
             max_rss_kib: kib,
-        };
+            remote_rss_kib: None,
+            wire: None,
+        }
+    }
+
+    fn runs(tool: &str, samples: Vec<Sample>) -> ToolRuns {
+        ToolRuns {
+            samples,
+            ..ToolRuns::new(tool)
+        }
+    }
+
+    #[test]
+    fn table_marks_failures() {
+        let setup = setup(Mode::Local);
         let ok = Scenario {
             name: "ok".into(),
-            azsync: vec![sample(100, 2048), sample(300, 1024)],
-            rsync: vec![sample(400, 4096), sample(400, 4096)],
-            azsync_failed: 0,
-            rsync_failed: 0,
+            tools: vec![
+                runs("azsync", vec![sample(100, 2048), sample(300, 1024)]),
+                runs("rsync", vec![sample(400, 4096), sample(400, 4096)]),
+            ],
             problems: Vec::new(),
         };
         let md = markdown(&setup, std::slice::from_ref(&ok));
+        assert!(md.contains("(local destination)"), "{md}");
+        assert!(
+            md.contains(
+                "| scenario | azsync median s | rsync median s | ratio | azsync peak RSS MB | \
+                 rsync peak RSS MB |\n| --- | ---: | ---: | ---: | ---: | ---: |\n"
+            ),
+            "{md}"
+        );
         assert!(
             md.contains("| ok | 0.200 | 0.400 | 0.50 | 2.0 | 4.0 |"),
             "{md}"
         );
+        assert!(md.contains("- commands: `a` and `r`"), "{md}");
         assert!(md.contains("all matched"), "{md}");
-        let failed = Scenario {
-            name: "bad".into(),
-            azsync: Vec::new(),
-            azsync_failed: 2,
-            problems: vec!["x".into(), "y".into()],
-            ..ok
+        let mut failed = ok.clone();
+        failed.name = "bad".into();
+        failed.tools[0] = ToolRuns {
+            failed: 2,
+            ..ToolRuns::new("azsync")
         };
+        failed.problems = vec!["x".into(), "y".into()];
         let md = markdown(&setup, &[failed]);
         assert!(
             md.contains(
@@ -341,6 +576,73 @@ mod tests {
             md.contains("azsync failed, failed; rsync 0.400, 0.400"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn ssh_table_has_both_sides_and_the_wire() {
+        let mut setup = setup(Mode::Ssh {
+            openssh: "OpenSSH_9.6p1".into(),
+        });
+        setup
+            .commands
+            .insert(1, ("azsync-native".into(), "n".into()));
+        let remote = |ms, kib, remote_kib, sent, received| Sample {
+            remote_rss_kib: Some(remote_kib),
+            wire: Some(crate::run::Wire { sent, received }),
+            ..sample(ms, kib)
+        };
+        let sc = Scenario {
+            name: "first".into(),
+            tools: vec![
+                runs(
+                    "azsync",
+                    vec![
+                        remote(100, 2048, 3072, 1 << 20, 1 << 19),
+                        remote(300, 1024, 1024, 1 << 20, 1 << 19),
+                    ],
+                ),
+                ToolRuns {
+                    unsupported: Some("the built-in SSH client is not available".into()),
+                    ..ToolRuns::new("azsync-native")
+                },
+                runs(
+                    "rsync",
+                    vec![
+                        remote(400, 4096, 5120, 3 << 20, 0),
+                        remote(400, 4096, 5120, 3 << 20, 0),
+                    ],
+                ),
+            ],
+            problems: Vec::new(),
+        };
+        let md = markdown(&setup, &[sc]);
+        assert!(
+            md.contains("(over SSH to a loopback OpenSSH server)"),
+            "{md}"
+        );
+        assert!(md.contains("OpenSSH `OpenSSH_9.6p1`"), "{md}");
+        assert!(md.contains("  - azsync-native: `n`"), "{md}");
+        assert!(
+            md.contains("| first | azsync | 0.200 | 0.50 | 2.0 | 3.0 | 1.50 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "|  | azsync-native | unsupported | n/a | unsupported | unsupported | unsupported |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("|  | rsync | 0.400 | 1.00 | 4.0 | 5.0 | 3.00 |"),
+            "{md}"
+        );
+        assert!(md.contains("azsync-native unsupported"), "{md}");
+        assert!(md.contains("1,048,576 / 524,288 (2.0 / 3.0)"), "{md}");
+        assert!(
+            md.contains("azsync-native: not supported by this azsync build"),
+            "{md}"
+        );
+        assert!(md.contains("all matched"), "{md}");
     }
 
     #[test]

@@ -127,17 +127,35 @@ fn remote_error(shell: &dyn Shell, what: &str, out: &CommandOutput) -> Error {
 /// A system `ssh` command (`--rsh`), for ProxyJump, bastions and ControlMaster setups.
 #[derive(Debug, Clone)]
 pub struct SystemSsh {
-    /// The command and its options, ending with the destination (`user@host`).
-    pub argv: Vec<OsString>,
-    /// `user@host`, for messages.
-    pub destination: String,
+    program: OsString,
+    /// Options, ending with the destination.
+    args: Vec<OsString>,
+    destination: String,
 }
 
 impl SystemSsh {
+    /// `argv` is the command and its options, ending with the destination (`user@host`);
+    /// `destination` names it in messages.
+    pub fn new(argv: Vec<OsString>, destination: String) -> Result<SystemSsh> {
+        let mut argv = argv.into_iter();
+        let program = argv
+            .next()
+            .ok_or_else(|| Error::Config("the ssh command is empty".into()))?;
+        Ok(SystemSsh {
+            program,
+            args: argv.collect(),
+            destination,
+        })
+    }
+
     fn command(&self, remote: &str) -> Command {
-        let mut cmd = Command::new(&self.argv[0]);
-        cmd.args(&self.argv[1..]).arg(remote);
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args).arg(remote);
         cmd
+    }
+
+    fn program(&self) -> &OsString {
+        &self.program
     }
 }
 
@@ -155,7 +173,7 @@ impl Shell for SystemSsh {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| spawn_error(&self.argv[0], e))?;
+        let mut child = cmd.spawn().map_err(|e| spawn_error(self.program(), e))?;
         // Feed stdin from a thread while the outputs drain, so neither side can fill a pipe
         // and wait on the other.
         let writer = match (stdin, child.stdin.take()) {
@@ -169,7 +187,7 @@ impl Shell for SystemSsh {
         };
         let out = child
             .wait_with_output()
-            .map_err(|e| spawn_error(&self.argv[0], e))?;
+            .map_err(|e| spawn_error(self.program(), e))?;
         if let Some(w) = writer {
             let _ = w.join();
         }
@@ -199,13 +217,13 @@ impl Shell for SystemSsh {
 
     fn exec(&self, command: &str) -> Result<Connection> {
         let mut cmd = self.command(command);
-        let program = self.argv[0].to_string_lossy().into_owned();
+        let program = self.program().to_string_lossy().into_owned();
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| spawn_error(&self.argv[0], e))?;
+            .map_err(|e| spawn_error(self.program(), e))?;
         let stdin = child
             .stdin
             .take()

@@ -3,7 +3,7 @@
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use sync_core::ssh::{SshOptions, SshTarget};
 use sync_core::{AgentSource, RemoteShell, SyncBuilder, SystemSsh, Transport};
 
@@ -106,9 +106,7 @@ fn remote_transport(
         .into_iter()
         .map(Into::into)
         .collect();
-    if argv.is_empty() {
-        bail!("--rsh is empty");
-    }
+    anyhow::ensure!(!argv.is_empty(), "--rsh is empty");
     // Never prompt: scripts must fail, not hang.
     argv.extend(["-o".into(), "BatchMode=yes".into()]);
     if let Some(port) = port {
@@ -136,7 +134,7 @@ fn remote_transport(
     // `--` so a host name can never be taken for an option.
     argv.extend(["--".into(), destination.clone().into()]);
     Ok(Transport::Ssh {
-        shell: RemoteShell::System(SystemSsh { argv, destination }),
+        shell: RemoteShell::System(SystemSsh::new(argv, destination)?),
         agent,
     })
 }

@@ -695,26 +695,31 @@ impl<R: DestRoot> Receiver<R> {
         let Some(temp) = current.temp.as_mut() else {
             return Ok(());
         };
-        let mut sink = HashingWriter {
-            inner: BufWriter::with_capacity(256 << 10, temp),
-            hasher: &mut current.hasher,
-            written: &mut current.written,
-        };
+        let hasher = &mut current.hasher;
+        let written = &mut current.written;
         let result = match &mut current.delta {
             Some((patcher, base)) => {
+                // A delta copies block-sized pieces of the base: buffer them into large writes.
+                let mut sink = HashingWriter {
+                    inner: BufWriter::with_capacity(256 << 10, temp),
+                    hasher,
+                    written,
+                };
                 let base: &[u8] = base.as_deref().unwrap_or_default();
-                patcher.feed(base, data, &mut sink).map_err(|e| match e {
+                let fed = patcher.feed(base, data, &mut sink).map_err(|e| match e {
                     delta::DeltaError::Io(io) => format!("write failed: {io}"),
                     other => format!("{other}"),
-                })
+                });
+                fed.and_then(|()| sink.flush().map_err(|e| format!("write failed: {e}")))
             }
-            None => sink
-                .write_all(data)
-                .map_err(|e| format!("write failed: {e}")),
+            None => HashingWriter {
+                inner: temp,
+                hasher,
+                written,
+            }
+            .write_all(data)
+            .map_err(|e| format!("write failed: {e}")),
         };
-        let result =
-            result.and_then(|()| sink.inner.flush().map_err(|e| format!("write failed: {e}")));
-        drop(sink);
         if let Err(message) = result {
             current.failure = Some(message);
             current.temp = None;
@@ -961,7 +966,7 @@ fn base_signature<D: DestDir>(dir: &D, name: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 struct HashingWriter<'a, W: Write> {
-    inner: BufWriter<W>,
+    inner: W,
     hasher: &'a mut blake3::Hasher,
     written: &'a mut u64,
 }

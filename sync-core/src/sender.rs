@@ -399,7 +399,7 @@ fn send_file<W: Write>(
         }
     };
     let sent = match kind {
-        NeedKind::Whole => send_whole(shared, batch, index, file),
+        NeedKind::Whole => send_whole(shared, batch, index, file, entry.size),
         NeedKind::Delta { signature } => {
             let signature = delta::parse_signature(signature)
                 .map_err(|e| Error::protocol(format!("{}: {e}", path.display())))?;
@@ -436,9 +436,12 @@ fn send_whole<W: Write>(
     batch: u64,
     index: u32,
     mut file: File,
+    size_hint: u64,
 ) -> Result<(u64, [u8; 32]), SendError> {
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; DATA_CHUNK];
+    // Most files are small: a buffer their size (plus one byte to see the end in one read)
+    // costs less than a full chunk each.
+    let mut buf = vec![0u8; (size_hint as usize).saturating_add(1).min(DATA_CHUNK)];
     let mut total = 0u64;
     loop {
         let n = match file.read(&mut buf) {

@@ -3,7 +3,7 @@
 //!
 //! After every step:
 //! - DST_A is an exact replica of SRC (contents, link targets, modes, file and directory mtimes
-//!   to the nanosecond, the root included),
+//!   to the nanosecond, the root included; to the second in SFTP mode, all SFTP carries),
 //! - DST_R matches SRC in the rsync-tolerant mode (a sanity check of the test itself),
 //! - DST_A agrees with DST_R in the rsync-tolerant mode.
 //!
@@ -58,6 +58,25 @@ impl Case {
     fn over_ssh(mut self, via: common::sshd::Via) -> Case {
         self.ssh = Some((common::sshd::TestSshd::start(), via));
         self
+    }
+
+    /// How azsync's copy must match SRC: exactly, except that SFTP (version 3) carries
+    /// whole-second mtimes, so in SFTP mode every mtime with nanoseconds lands truncated and
+    /// file and directory times can only match to the second (the generated trees set
+    /// nanoseconds on purpose).
+    fn exact(&self) -> Compare {
+        match &self.ssh {
+            Some((_, common::sshd::Via::Sftp)) => Compare::Seconds,
+            _ => Compare::Exact,
+        }
+    }
+
+    /// How azsync's copy must match rsync's (which keeps file mtimes to the nanosecond).
+    fn tolerant(&self) -> Compare {
+        match &self.ssh {
+            Some((_, common::sshd::Via::Sftp)) => Compare::Seconds,
+            _ => Compare::RsyncTolerant,
+        }
     }
 
     fn s(&self, rel: &[u8]) -> PathBuf {
@@ -121,13 +140,8 @@ impl Case {
             Compare::RsyncTolerant,
             &ctx("rsync's copy vs SRC (test sanity)"),
         );
-        assert_same(&s, &a, Compare::Exact, &ctx("azsync's copy vs SRC"));
-        assert_same(
-            &a,
-            &r,
-            Compare::RsyncTolerant,
-            &ctx("azsync's copy vs rsync's"),
-        );
+        assert_same(&s, &a, self.exact(), &ctx("azsync's copy vs SRC"));
+        assert_same(&a, &r, self.tolerant(), &ctx("azsync's copy vs rsync's"));
         report
     }
 }
@@ -334,14 +348,14 @@ fn differential_case(mut c: Case) {
     assert_same(
         &a,
         &r,
-        Compare::RsyncTolerant,
+        c.tolerant(),
         &format!("seed {seed} removals without --delete: azsync vs rsync"),
     );
     let is_removed = |p: &[u8]| removed.iter().any(|x| x.as_slice() == p);
     assert_same(
         &s,
         &a.without(is_removed),
-        Compare::Exact,
+        c.exact(),
         &format!("seed {seed} removals without --delete: azsync's copy (less the extras) vs SRC"),
     );
     for rel in &removed {
@@ -415,10 +429,10 @@ fn differential_case(mut c: Case) {
     assert_same(
         &a,
         &r,
-        Compare::RsyncTolerant,
+        c.tolerant(),
         &format!("seed {seed} sneaky change without -c: azsync vs rsync"),
     );
-    let d = diff(&s, &a, Compare::Exact);
+    let d = diff(&s, &a, c.exact());
     assert_eq!(
         d,
         vec![format!(
@@ -474,6 +488,14 @@ fn differential_over_ssh_native() {
 #[test]
 fn differential_over_ssh_rsh() {
     differential_case(Case::new(5, &GenOptions::default()).over_ssh(common::sshd::Via::Rsh));
+}
+
+/// Again through the SFTP fallback (`--sftp`): no agent, whole files, mtimes to the second
+/// (compared as such, see `Case::exact`); everything else as over the agent, the no-op
+/// re-syncs included.
+#[test]
+fn differential_over_sftp() {
+    differential_case(Case::new(6, &GenOptions::default()).over_ssh(common::sshd::Via::Sftp));
 }
 
 /// A 20 MiB random file, then 1 KiB changed in the middle: the re-sync is a delta whose literal

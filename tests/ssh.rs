@@ -353,3 +353,366 @@ fn native_nothing_listening_is_a_clear_connection_error() {
         run.stderr()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// SFTP mode (`--sftp`) and the automatic fallback to it
+// ---------------------------------------------------------------------------------------------
+
+/// SRC and DST agree to the second (all SFTP carries), except for what `skip` names.
+fn assert_sftp_replica(src: &Path, dst: &Path, skip: impl Fn(&[u8]) -> bool) {
+    assert_same(
+        &Snapshot::take(src).without(&skip),
+        &Snapshot::take(dst).without(&skip),
+        Compare::Seconds,
+        "replica over SFTP (mtimes to the second)",
+    );
+}
+
+fn sftp_stderr_lines(run: &Run) -> usize {
+    run.stderr()
+        .lines()
+        .filter(|l| l.contains("cannot run the azsync agent"))
+        .count()
+}
+
+#[test]
+fn sftp_mode_syncs_excludes_deletes_and_dry_runs() {
+    let sshd = TestSshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    small_tree(&src);
+    let mut clock = Clock::default();
+    make_dir(&src.join(".ssh"), 0o700, clock.tick());
+    write_file(
+        &src.join(".ssh/id_ed25519"),
+        b"-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        0o600,
+        clock.tick(),
+    );
+    write_file(&src.join(".ssh/config"), b"Host *\n", 0o644, clock.tick());
+    write_file(&src.join(".env"), b"TOKEN=x\n", 0o600, clock.tick());
+    write_file(&src.join("build.tmp"), b"scratch\n", 0o644, clock.tick());
+    make_symlink("a.txt", &src.join("link"));
+    set_dir_meta(&src.join(".ssh"), 0o700, clock.tick());
+    set_mtime(&src, clock.tick());
+    let excluded =
+        |p: &[u8]| matches!(p, b".ssh/id_ed25519" | b".env" | b"build.tmp" | b"keep.tmp");
+
+    let run = sync_via(&sshd, Via::Sftp, &src, &dst, &["--exclude", "*.tmp"]);
+    run.expect_ok();
+    assert_eq!(
+        sftp_stderr_lines(&run),
+        0,
+        "--sftp is asked for, not a fallback"
+    );
+    let report = run.json();
+    let mut skipped: Vec<String> = skipped(&report).into_iter().map(|(p, _)| p).collect();
+    skipped.sort();
+    assert_eq!(skipped, [".env", ".ssh/id_ed25519"], "{report}");
+    assert_eq!(num(&report, "files_delta"), 0, "{report}");
+    assert_sftp_replica(&src, &dst, excluded);
+    assert!(!sshd.deployed_agent().exists(), "no agent in SFTP mode");
+
+    // Nothing changed: nothing is sent, although SRC has nanoseconds and DST has none.
+    let run = sync_via(&sshd, Via::Sftp, &src, &dst, &["--exclude", "*.tmp"]);
+    run.expect_ok();
+    assert_eq!(
+        num(&run.json(), "files_transferred"),
+        0,
+        "{}",
+        run.describe()
+    );
+
+    // Changes in SRC, extras in DST (one of them excluded, so protected from --delete).
+    write_file(&src.join("a.txt"), b"alpha, two\n", 0o644, clock.tick());
+    add_file(&src.join("sub/new.txt"), b"new\n", 0o640, clock.tick());
+    set_mtime(&src.join("sub"), clock.tick());
+    write_file(&dst.join("extra.txt"), b"x", 0o644, clock.tick());
+    std::fs::create_dir_all(dst.join("extra-dir/deeper")).unwrap();
+    write_file(&dst.join("extra-dir/deeper/f"), b"x", 0o644, clock.tick());
+    write_file(&dst.join("keep.tmp"), b"mine", 0o644, clock.tick());
+
+    // A dry run changes nothing and says what it would do.
+    let before = Snapshot::take(&dst);
+    let run = sync_via(
+        &sshd,
+        Via::Sftp,
+        &src,
+        &dst,
+        &["-n", "--delete", "--exclude", "*.tmp"],
+    );
+    run.expect_ok();
+    assert_same(
+        &before,
+        &Snapshot::take(&dst),
+        Compare::Exact,
+        "DST after -n",
+    );
+    let report = run.json();
+    assert!(num(&report, "deleted") >= 2, "{report}");
+    assert!(num(&report, "files_transferred") >= 2, "{report}");
+
+    // The real run, itemized.
+    let mut args = vec!["sync".to_string(), "--no-progress".into(), "-i".into()];
+    args.extend(sshd.azsync_args(Via::Sftp));
+    args.extend(["--delete".into(), "--exclude".into(), "*.tmp".into()]);
+    args.extend([src.display().to_string(), sshd.dest(&dst)]);
+    let run = run_azsync(args);
+    run.expect_ok();
+    let out = run.stdout();
+    let has = |pred: &dyn Fn(&str) -> bool, what: &str| {
+        assert!(
+            out.lines().any(pred),
+            "no itemize line {what}\n{}",
+            run.describe()
+        );
+    };
+    has(&|l| l == ">f+++++++++ sub/new.txt", "for sub/new.txt");
+    has(
+        &|l| l.starts_with("*deleting") && l.ends_with(" extra.txt"),
+        "deleting extra.txt",
+    );
+    has(
+        &|l| l.starts_with("*deleting") && l.ends_with(" extra-dir/"),
+        "deleting extra-dir/",
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(">f") && l.ends_with(" a.txt")),
+        "a.txt is not itemized\n{}",
+        run.describe()
+    );
+    assert_eq!(std::fs::read(dst.join("keep.tmp")).unwrap(), b"mine");
+    assert!(!dst.join("extra.txt").exists() && !dst.join("extra-dir").exists());
+    assert_sftp_replica(&src, &dst, excluded);
+}
+
+#[test]
+fn sftp_replaces_a_symlinked_directory_instead_of_following_it() {
+    let sshd = TestSshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst, outside) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("outside"),
+    );
+    let t = at(1_700_000_000, 0);
+    make_dir(&src, 0o755, t);
+    make_dir(&src.join("a"), 0o755, t);
+    write_file(&src.join("a/f.txt"), b"inside a\n", 0o644, t);
+    set_dir_meta(&src.join("a"), 0o755, t);
+    set_dir_meta(&src, 0o755, t);
+    std::fs::create_dir_all(&outside).unwrap();
+    write_file(&outside.join("victim"), b"keep", 0o644, t);
+    std::fs::create_dir_all(&dst).unwrap();
+    std::os::unix::fs::symlink(&outside, dst.join("a")).unwrap();
+    let before = Snapshot::take(&outside);
+
+    sync_via(&sshd, Via::Sftp, &src, &dst, &[]).expect_ok();
+    let meta = std::fs::symlink_metadata(dst.join("a")).unwrap();
+    assert!(meta.is_dir(), "a is a real directory now");
+    assert_eq!(std::fs::read(dst.join("a/f.txt")).unwrap(), b"inside a\n");
+    assert_same(
+        &before,
+        &Snapshot::take(&outside),
+        Compare::Exact,
+        "the directory the link pointed at",
+    );
+    assert_sftp_replica(&src, &dst, |_| false);
+}
+
+/// A remote `uname` that reports another platform: the agent cannot be deployed, and the
+/// built-in client syncs over SFTP instead, saying so once.
+#[test]
+fn another_platform_falls_back_to_sftp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("fake-bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let real = ["/usr/bin/uname", "/bin/uname"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("uname");
+    std::fs::write(
+        fake.join("uname"),
+        format!(
+            "#!/bin/sh\nif [ \"$*\" = \"-sm\" ]; then echo 'FreeBSD amd64'; else exec {real} \"$@\"; fi\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(fake.join("uname"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sshd = TestSshd::start_with_env(&[&format!("PATH={}:/usr/bin:/bin", fake.display())]);
+    let src = tmp.path().join("src");
+    small_tree(&src);
+
+    // A relative destination is under the remote $HOME, as with the agent.
+    let mut args = vec!["sync".to_string(), "--no-progress".into(), "--json".into()];
+    args.extend(sshd.azsync_args(Via::Native));
+    args.extend([
+        src.display().to_string(),
+        format!("{}@127.0.0.1:backup/src", sshd.user),
+    ]);
+    let run = run_azsync(&args);
+    run.expect_ok();
+    assert_eq!(sftp_stderr_lines(&run), 1, "{}", run.describe());
+    assert!(
+        run.stderr().lines().any(|l| l.starts_with(
+            "azsync: 127.0.0.1 cannot run the azsync agent (it runs FreeBSD amd64 and this \
+             azsync is built for "
+        ) && l.ends_with("); syncing over SFTP (no deltas)")),
+        "{}",
+        run.describe()
+    );
+    assert!(!sshd.deployed_agent().exists(), "nothing may be deployed");
+    assert_sftp_replica(&src, &sshd.home.join("backup/src"), |_| false);
+
+    let run = run_azsync(&args);
+    run.expect_ok();
+    assert_eq!(
+        num(&run.json(), "files_transferred"),
+        0,
+        "{}",
+        run.describe()
+    );
+    assert_eq!(sftp_stderr_lines(&run), 1, "{}", run.describe());
+
+    // A system ssh has no SFTP session of ours to fall back on: a clear error.
+    let run = sync_via(&sshd, Via::Rsh, &src, &tmp.path().join("dst"), &[]);
+    assert_eq!(run.code(), Some(1), "{}", run.describe());
+    assert!(
+        run.stderr()
+            .contains("cannot run the azsync agent (it runs FreeBSD amd64"),
+        "{}",
+        run.describe()
+    );
+}
+
+/// Unmounts on drop (before the temp dirs go).
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A remote home where nothing can be executed: the agent is uploaded once, found unable to
+/// run, and the sync goes over SFTP; later runs see that at once, without uploading again.
+#[test]
+fn a_noexec_home_falls_back_to_sftp() {
+    let sshd = TestSshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    small_tree(&src);
+    let cache = sshd.home.join(".cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "noexec,size=256m", "tmpfs"])
+        .arg(&cache)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let _mount = mounted.then(|| Mount(cache.clone()));
+    if !mounted {
+        // Without the privilege to mount, the second half still runs: an agent that is there
+        // but not executable is what a noexec mount looks like to `test -x`.
+        eprintln!("note: cannot mount a noexec tmpfs here; testing a non-executable agent only");
+        let agent = sshd.deployed_agent();
+        std::fs::create_dir_all(agent.parent().unwrap()).unwrap();
+        std::fs::copy(azsync_bin(), &agent).unwrap();
+        std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    let run = sync_via(&sshd, Via::Native, &src, &dst, &[]);
+    run.expect_ok();
+    assert_eq!(sftp_stderr_lines(&run), 1, "{}", run.describe());
+    assert!(run.stderr().contains("noexec"), "{}", run.describe());
+    assert_sftp_replica(&src, &dst, |_| false);
+    let agent = std::fs::metadata(sshd.deployed_agent()).expect("the agent was uploaded");
+
+    let run = sync_via(&sshd, Via::Native, &src, &dst, &[]);
+    run.expect_ok();
+    assert_eq!(sftp_stderr_lines(&run), 1, "{}", run.describe());
+    assert_eq!(num(&run.json(), "files_transferred"), 0);
+    let again = std::fs::metadata(sshd.deployed_agent()).unwrap();
+    assert_eq!(
+        (again.ino(), again.mtime_nsec()),
+        (agent.ino(), agent.mtime_nsec()),
+        "not uploaded again"
+    );
+}
+
+#[test]
+fn sftp_with_rsh_or_a_local_destination_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().display().to_string();
+    for args in [
+        vec!["--sftp", "--rsh", "ssh", &src, "host:dst"],
+        vec!["--sftp", "--agent-path", "/x/azsync", &src, "host:dst"],
+        vec!["--sftp", &src, "/tmp/local-dst"],
+    ] {
+        let mut all = vec!["sync", "--no-progress"];
+        all.extend(args);
+        let run = run_azsync(&all);
+        assert_eq!(run.code(), Some(2), "{}", run.describe());
+        assert!(run.stderr().contains("--sftp"), "{}", run.describe());
+    }
+}
+
+/// The SFTP session dies in the middle of a sync: the sync fails with that (not with an error
+/// per remaining file), nothing appears half-written under its final name, and a rerun
+/// completes.
+#[test]
+fn a_lost_sftp_session_ends_the_sync_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    // While `cut` exists, the SFTP server sees only the first reads (at most 2.8 MB) of what
+    // the client sends. (dd passes each read through at once; `head -c` would hold the end of
+    // it back and stall the session instead of ending it.)
+    let cut = tmp.path().join("cut");
+    std::fs::write(&cut, b"").unwrap();
+    let subsystem = tmp.path().join("cutting-sftp-server");
+    std::fs::write(
+        &subsystem,
+        format!(
+            "#!/bin/sh\nif [ -e '{cut}' ]; then dd bs=4096 count=700 2>/dev/null | \
+             /usr/lib/openssh/sftp-server; else exec /usr/lib/openssh/sftp-server; fi\n",
+            cut = cut.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&subsystem, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sshd = TestSshd::start_with(&[], subsystem.to_str().unwrap());
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    std::fs::create_dir_all(&src).unwrap();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(8);
+    let t = at(1_700_000_000, 0);
+    for i in 0..8 {
+        let data = random_bytes(&mut rng, 1_000_000);
+        write_file(&src.join(format!("f{i}")), &data, 0o644, t);
+    }
+    set_mtime(&src, t);
+
+    let run = sync_via(&sshd, Via::Sftp, &src, &dst, &[]);
+    assert_eq!(run.code(), Some(1), "{}", run.describe());
+    assert!(
+        run.stderr().contains("SFTP session ended"),
+        "{}",
+        run.describe()
+    );
+    for item in std::fs::read_dir(&dst).unwrap() {
+        let item = item.unwrap();
+        let name = item.file_name();
+        if name.to_string_lossy().starts_with(".azsync-") {
+            // The temp file in flight when the session died: the rerun reuses it.
+            continue;
+        }
+        assert_eq!(
+            std::fs::read(item.path()).unwrap(),
+            std::fs::read(src.join(&name)).unwrap(),
+            "{name:?} is under its final name but not whole"
+        );
+    }
+
+    std::fs::remove_file(&cut).unwrap();
+    sync_via(&sshd, Via::Sftp, &src, &dst, &[]).expect_ok();
+    // No temp file left either.
+    assert_sftp_replica(&src, &dst, |_| false);
+}

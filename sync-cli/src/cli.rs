@@ -77,6 +77,9 @@ pub struct SshArgs {
     /// Use this ssh command (e.g. "ssh -J bastion") instead of the built-in SSH client.
     #[arg(long, short = 'e', value_name = "COMMAND")]
     pub rsh: Option<String>,
+    /// Sync through SFTP only: no agent, no deltas (whole files; mtimes to the second).
+    #[arg(long)]
+    pub sftp: bool,
     /// Run the agent already installed at PATH on the remote instead of deploying one.
     #[arg(long, value_name = "PATH")]
     pub agent_path: Option<String>,

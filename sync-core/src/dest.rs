@@ -15,6 +15,11 @@ pub(crate) trait DestRoot {
     /// Opens the directory `rel` (validated wire bytes; empty is the root itself), never
     /// through a symlink.
     fn open_dir(&self, rel: &[u8]) -> io::Result<Self::Dir>;
+    /// The resolution of the mtimes it keeps, in nanoseconds: times equal when truncated to it
+    /// are the same time. 1 for a local filesystem; a second for SFTP (version 3).
+    fn mtime_granularity_ns(&self) -> u32 {
+        1
+    }
 }
 
 /// One open directory of a destination. Names are single validated components.

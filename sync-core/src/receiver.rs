@@ -123,6 +123,7 @@ fn session<R: Read, D: DestRoot>(
     };
     let root = open_root(&dest, &hello.options)?;
     let mut receiver = Receiver {
+        granularity: root.as_ref().map_or(1, D::mtime_granularity_ns).max(1),
         root,
         options: hello.options,
         filter,
@@ -205,6 +206,8 @@ struct Receiver<R: DestRoot> {
     current: Option<InFlight<<R::Dir as DestDir>::Temp>>,
     summary: Summary,
     end_of_tree: bool,
+    /// The destination's mtime resolution in nanoseconds (see [`same_mtime`]).
+    granularity: u32,
 }
 
 /// What to do with one entry, decided before anything changes.
@@ -560,7 +563,7 @@ impl<R: DestRoot> Receiver<R> {
                         replace: other.filter(|k| *k == Kind::Dir),
                     },
                     (Kind::File, Some(Kind::File)) => {
-                        file_plan(e, &st, hash, self.options.checksum)
+                        file_plan(e, &st, hash, self.options.checksum, self.granularity)
                     }
                     (Kind::File, other) => Plan::Need {
                         code: code('>', 'f', "+++++++++"),
@@ -902,7 +905,7 @@ impl<R: DestRoot> Receiver<R> {
         }
         let Some(dir) = state.dir else { return };
         let needs = match dir.own_stat() {
-            Ok(st) => st.mode != state.mode || st.mtime != state.mtime,
+            Ok(st) => st.mode != state.mode || !same_mtime(st.mtime, state.mtime, self.granularity),
             Err(_) => true,
         };
         if needs {
@@ -928,8 +931,21 @@ fn new_entry_plan(e: &Entry) -> Plan {
     }
 }
 
-fn file_plan(e: &Entry, st: &Stat, hash: Option<[u8; 32]>, checksum: bool) -> Plan {
-    let same_time = st.mtime == e.mtime;
+/// Whether two mtimes are the same at a destination that keeps `granularity` nanoseconds (an
+/// SFTP destination keeps whole seconds: a source time with nanoseconds lands truncated, and
+/// must not look changed forever).
+fn same_mtime(a: Mtime, b: Mtime, granularity: u32) -> bool {
+    a.sec == b.sec && a.nsec / granularity == b.nsec / granularity
+}
+
+fn file_plan(
+    e: &Entry,
+    st: &Stat,
+    hash: Option<[u8; 32]>,
+    checksum: bool,
+    granularity: u32,
+) -> Plan {
+    let same_time = same_mtime(st.mtime, e.mtime, granularity);
     let same_size = st.size == e.size;
     let same_content = if checksum {
         same_size && hash.is_some() && hash == e.hash

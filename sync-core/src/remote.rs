@@ -7,6 +7,11 @@
 //! renamed into place, so two clients making first contact at once both end with a whole agent.
 //! Then `azsync agent --stdio` runs on an exec channel and the session protocol runs over it.
 //!
+//! A remote that cannot run the agent is reported as [`Agent::Unavailable`] rather than as an
+//! error, so that the transport can sync over SFTP instead: another platform, an agent that is
+//! there but not executable (`test -x` is false on a `noexec` mount), or a freshly uploaded one
+//! that does not run (`--version` fails; checked on first contact only).
+//!
 //! Every remote command starts with `cd` (to `$HOME`), so relative paths mean the same thing for
 //! the shell, the agent and the destination path.
 
@@ -67,45 +72,98 @@ fn same_arch(local: &str, remote: &str) -> bool {
     local == remote || matches!((local, remote), ("aarch64", "arm64") | ("x86_64", "amd64"))
 }
 
-/// Finds or deploys the agent and starts it; returns the session's connection.
-pub(crate) fn start_agent(shell: &dyn Shell, source: &AgentSource) -> Result<Connection> {
+/// How starting the agent went.
+pub(crate) enum Agent {
+    /// It runs; the session goes over this connection.
+    Started(Connection),
+    /// The remote cannot run it (another platform, a home mounted `noexec`); the sync can
+    /// still go over SFTP.
+    Unavailable {
+        /// Why, for one line on stderr.
+        reason: String,
+        /// The remote `$HOME`, under which a relative destination lies.
+        home: String,
+    },
+}
+
+/// Finds or deploys the agent and starts it.
+pub(crate) fn start_agent(shell: &dyn Shell, source: &AgentSource) -> Result<Agent> {
     let program = match source {
         AgentSource::Installed(path) => shell_quote(path),
         AgentSource::Deploy(local) => {
             let dir = agent_dir();
-            // One round trip: platform, home directory, and whether our agent is there.
+            // One round trip: platform, home directory, and whether our agent is there (and
+            // can be run: `test -x` is false on a `noexec` mount).
             let probe = format!(
-                "cd && uname -sm && pwd && if test -x {dir}/azsync; then echo present; else echo absent; fi"
+                "cd && uname -sm && pwd && if test -x {dir}/azsync; then echo present; \
+                 elif test -e {dir}/azsync; then echo noexec; else echo absent; fi"
             );
             let out = shell.run(&probe, None)?;
             let text = String::from_utf8_lossy(&out.stdout);
             let mut lines = text.lines().rev();
             let state = lines.next().unwrap_or("");
-            let home = lines.next().unwrap_or("");
+            let home = lines.next().unwrap_or("").to_string();
             let uname = lines.next().unwrap_or("");
             if out.status != Some(0)
-                || !matches!(state, "present" | "absent")
+                || !matches!(state, "present" | "absent" | "noexec")
                 || !home.starts_with('/')
             {
                 return Err(remote_error(shell, "could not probe", &out));
+            }
+            let unavailable = |reason: String| Agent::Unavailable {
+                reason,
+                home: home.clone(),
+            };
+            if state == "noexec" {
+                return Ok(unavailable(format!(
+                    "~/{dir}/azsync is there but not executable; is the home directory mounted \
+                     noexec?"
+                )));
             }
             if state == "absent" {
                 let mut parts = uname.split_whitespace();
                 let (os, arch) = (parts.next().unwrap_or("?"), parts.next().unwrap_or("?"));
                 let (local_os, local_arch) = local_platform();
                 if os != local_os || !same_arch(local_arch, arch) {
-                    return Err(Error::Config(format!(
-                        "{} runs {os} {arch} and this azsync is built for {local_os} {local_arch}: \
-                         install azsync there and pass --agent-path",
-                        shell.describe()
+                    return Ok(unavailable(format!(
+                        "it runs {os} {arch} and this azsync is built for {local_os} {local_arch}"
                     )));
                 }
                 shell.upload(local, &format!("{home}/{dir}/azsync"), 0o755)?;
+                // First contact only: make sure it runs there before relying on it.
+                let check = shell.run(&format!("cd && {dir}/azsync --version"), None)?;
+                if check.status != Some(0) {
+                    return Ok(unavailable(match check.status {
+                        Some(126) => format!(
+                            "~/{dir}/azsync cannot be executed there; is the home directory \
+                             mounted noexec?"
+                        ),
+                        _ => format!(
+                            "the uploaded agent does not run there: {}",
+                            last_line(&check)
+                        ),
+                    }));
+                }
             }
             format!("{dir}/azsync")
         }
     };
-    shell.exec(&format!("cd && exec {program} agent --stdio"))
+    shell
+        .exec(&format!("cd && exec {program} agent --stdio"))
+        .map(Agent::Started)
+}
+
+/// A failed command's exit status and the last line of its stderr.
+fn last_line(out: &CommandOutput) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let detail = stderr
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("no output");
+    match out.status {
+        Some(s) => format!("exit status {s}: {detail}"),
+        None => format!("no exit status: {detail}"),
+    }
 }
 
 fn remote_error(shell: &dyn Shell, what: &str, out: &CommandOutput) -> Error {

@@ -6,11 +6,13 @@
 
 use std::io::{self, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::receiver;
-use crate::remote::{self, AgentSource, SystemSsh};
+use crate::remote::{self, Agent, AgentSource, SystemSsh};
+use crate::ssh::sftp_dest::SftpRoot;
 use crate::ssh::{RemoteProcess, SshOptions, SshSession, SshTarget};
 
 /// How to reach a remote machine.
@@ -36,13 +38,25 @@ pub enum Transport {
     /// A receiver process started from this command, speaking the protocol on its stdin and
     /// stdout (its stderr is passed through).
     Agent(Command),
-    /// An agent on another machine, reached over SSH and deployed there if missing. The destination path is then a path on that machine (relative paths are
-    /// under the remote home).
+    /// An agent on another machine, reached over SSH and deployed there if missing. The
+    /// destination path is then a path on that machine (relative paths are under the remote
+    /// home). With the built-in client, a remote that cannot run the agent (another platform,
+    /// a home mounted `noexec`) is synced over SFTP instead, as with [`Transport::Sftp`], and
+    /// one line on stderr says so.
     Ssh {
         /// How to reach the remote.
         shell: RemoteShell,
         /// Where the remote agent comes from.
         agent: AgentSource,
+    },
+    /// No agent: the receiver runs in this process and changes the remote through SFTP
+    /// (whole files, no deltas; mtimes to the second, all SFTP carries). Relative destination
+    /// paths are under the SFTP login directory (the remote home).
+    Sftp {
+        /// Who and where.
+        target: SshTarget,
+        /// Keys, known_hosts, policy, timeout.
+        options: SshOptions,
     },
 }
 
@@ -76,18 +90,40 @@ pub(crate) enum End {
 impl Transport {
     /// Whether the destination path is on this machine.
     pub(crate) fn is_local(&self) -> bool {
-        !matches!(self, Transport::Ssh { .. })
+        !matches!(self, Transport::Ssh { .. } | Transport::Sftp { .. })
     }
 
     pub(crate) fn connect(self) -> Result<Connection> {
         match self {
             Transport::Ssh { shell, agent } => match shell {
-                RemoteShell::System(ssh) => remote::start_agent(&ssh, &agent),
+                RemoteShell::System(ssh) => match remote::start_agent(&ssh, &agent)? {
+                    Agent::Started(connection) => Ok(connection),
+                    // Through a system ssh there is no SFTP session of ours to fall back on.
+                    Agent::Unavailable { reason, .. } => Err(Error::Config(format!(
+                        "{} cannot run the azsync agent ({reason}): install azsync there and \
+                         pass --agent-path, or use the built-in SSH client (without --rsh), \
+                         which syncs over SFTP then",
+                        remote::Shell::describe(&ssh)
+                    ))),
+                },
                 RemoteShell::Native { target, options } => {
                     let session = SshSession::connect(&target, &options)?;
-                    remote::start_agent(&session, &agent)
+                    match remote::start_agent(&session, &agent)? {
+                        Agent::Started(connection) => Ok(connection),
+                        Agent::Unavailable { reason, home } => {
+                            eprintln!(
+                                "azsync: {} cannot run the azsync agent ({reason}); syncing \
+                                 over SFTP (no deltas)",
+                                target.host
+                            );
+                            sftp_receiver(session, Some(home))
+                        }
+                    }
                 }
             },
+            Transport::Sftp { target, options } => {
+                sftp_receiver(SshSession::connect(&target, &options)?, None)
+            }
             Transport::InProcess => {
                 let (to_receiver_r, to_receiver_w) = io::pipe().map_err(pipe_error)?;
                 let (from_receiver_r, from_receiver_w) = io::pipe().map_err(pipe_error)?;
@@ -169,6 +205,68 @@ impl End {
                 }),
             },
         }
+    }
+}
+
+/// A receiver thread in this process whose destination is reached through SFTP on `session`;
+/// relative destinations are under `home` (else the SFTP login directory).
+///
+/// If the SFTP session is lost, the receiver stops at its next read from the sender and the
+/// sync ends with that error (rather than failing every remaining file one by one).
+fn sftp_receiver(session: SshSession, home: Option<String>) -> Result<Connection> {
+    let (to_receiver_r, to_receiver_w) = io::pipe().map_err(pipe_error)?;
+    let (from_receiver_r, from_receiver_w) = io::pipe().map_err(pipe_error)?;
+    let lost: Arc<OnceLock<String>> = Arc::default();
+    let handle = std::thread::Builder::new()
+        .name("azsync-receiver".into())
+        .spawn(move || {
+            let mut reader = UntilLost {
+                inner: to_receiver_r,
+                lost: Arc::clone(&lost),
+            };
+            let result = receiver::serve_with(&mut reader, from_receiver_w, |dest, options| {
+                let home = home.as_ref().map(|h| h.as_bytes());
+                SftpRoot::open(&session, dest, home, options.dry_run, Arc::clone(&lost))
+            });
+            match lost.get() {
+                Some(why) => {
+                    // The sender learns why from our last message; until it stops, whatever it
+                    // still sends is read and dropped, so that it never fails on a broken pipe
+                    // first.
+                    let _ = io::copy(&mut reader.inner, &mut io::sink());
+                    Err(Error::Transport {
+                        peer: "receiver",
+                        source: io::Error::new(io::ErrorKind::ConnectionAborted, why.clone()),
+                    })
+                }
+                None => result,
+            }
+        })
+        .map_err(pipe_error)?;
+    Ok(Connection {
+        reader: Box::new(from_receiver_r),
+        writer: Box::new(to_receiver_w),
+        end: End::Thread(handle),
+        // The receiver thread drops its end of the pipe when it stops.
+        abort: Box::new(|| {}),
+    })
+}
+
+/// A reader that fails once `lost` is set.
+struct UntilLost<R> {
+    inner: R,
+    lost: Arc<OnceLock<String>>,
+}
+
+impl<R: Read> Read for UntilLost<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(why) = self.lost.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                why.clone(),
+            ));
+        }
+        self.inner.read(buf)
     }
 }
 

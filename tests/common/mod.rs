@@ -786,6 +786,9 @@ pub enum Compare {
     /// Like `Exact`, but directory mtimes only to the second (rsync compares and sets directory
     /// times at one-second granularity when a directory already exists).
     RsyncTolerant,
+    /// Like `Exact`, but file and directory mtimes only to the second: what SFTP (version 3)
+    /// can carry, so what azsync's SFTP mode gives.
+    Seconds,
 }
 
 /// Shows a relative path as text (non-UTF-8 bytes escaped).
@@ -832,7 +835,11 @@ pub fn diff(a: &Snapshot, b: &Snapshot, how: Compare) -> Vec<String> {
                         if x.mode != y.mode {
                             out.push(format!("{p}: mode {:o} vs {:o}", x.mode, y.mode));
                         }
-                        if x.mtime != y.mtime {
+                        let differs = match how {
+                            Compare::Seconds => x.mtime.0 != y.mtime.0,
+                            Compare::Exact | Compare::RsyncTolerant => x.mtime != y.mtime,
+                        };
+                        if differs {
                             out.push(format!(
                                 "{p}: mtime {} vs {}",
                                 show_time(x.mtime),
@@ -846,7 +853,7 @@ pub fn diff(a: &Snapshot, b: &Snapshot, how: Compare) -> Vec<String> {
                         }
                         let differs = match how {
                             Compare::Exact => x.mtime != y.mtime,
-                            Compare::RsyncTolerant => x.mtime.0 != y.mtime.0,
+                            Compare::RsyncTolerant | Compare::Seconds => x.mtime.0 != y.mtime.0,
                         };
                         if differs {
                             out.push(format!(

@@ -13,6 +13,8 @@ pub enum Via {
     Native,
     /// The system ssh command (`--rsh`).
     Rsh,
+    /// The built-in SSH client with `--sftp`: no agent, the receiver's work done over SFTP.
+    Sftp,
 }
 
 pub struct TestSshd {
@@ -58,6 +60,18 @@ fn current_user() -> String {
 
 impl TestSshd {
     pub fn start() -> TestSshd {
+        TestSshd::start_with_env(&[])
+    }
+
+    /// Like [`start`](Self::start), with more `NAME=value` variables set in every session (one
+    /// `SetEnv` line holds them all: sshd keeps only the first `SetEnv`).
+    pub fn start_with_env(env: &[&str]) -> TestSshd {
+        TestSshd::start_with(env, "internal-sftp")
+    }
+
+    /// Like [`start_with_env`](Self::start_with_env), with `sftp` as the SFTP subsystem's
+    /// command.
+    pub fn start_with(env: &[&str], sftp: &str) -> TestSshd {
         require_sshd();
         // Privilege separation needs this directory; a fresh container may lack it.
         let _ = std::fs::create_dir_all("/run/sshd");
@@ -85,11 +99,12 @@ impl TestSshd {
                     "ListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
                      StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                      PermitRootLogin prohibit-password\nUsePAM no\nPidFile none\n\
-                     Subsystem sftp internal-sftp\nSetEnv HOME={home}\nMaxStartups 100\n\
+                     Subsystem sftp {sftp}\nSetEnv HOME={home}{env}\nMaxStartups 100\n\
                      LogLevel INFO\n",
                     hk = d.join("host_key").display(),
                     ak = d.join("authorized_keys").display(),
                     home = home.display(),
+                    env = env.iter().map(|v| format!(" {v}")).collect::<String>(),
                 ),
             )
             .unwrap();
@@ -157,6 +172,11 @@ impl TestSshd {
     pub fn azsync_args(&self, via: Via) -> Vec<String> {
         match via {
             Via::Rsh => vec!["--rsh".into(), self.rsh()],
+            Via::Sftp => {
+                let mut args = self.azsync_args(Via::Native);
+                args.push("--sftp".into());
+                args
+            }
             Via::Native => vec![
                 "-p".into(),
                 self.port.to_string(),

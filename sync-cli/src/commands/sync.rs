@@ -19,6 +19,10 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             eprintln!("azsync: error: invalid destination {message}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
+        Ok(Location::Local(_)) if args.ssh.sftp => {
+            eprintln!("azsync: error: --sftp needs a remote destination ([user@]host:path)");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
         Ok(Location::Local(path)) => {
             // The local destination is served by our own agent in a child process, so a local
             // sync runs exactly the protocol an SSH sync carries.
@@ -27,6 +31,18 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             (path, Transport::Agent(agent))
         }
         Ok(Location::Remote(remote)) => {
+            if args.ssh.sftp && (args.ssh.rsh.is_some() || args.ssh.agent_path.is_some()) {
+                let other = if args.ssh.rsh.is_some() {
+                    "--rsh"
+                } else {
+                    "--agent-path"
+                };
+                eprintln!(
+                    "azsync: error: --sftp cannot be used with {other} (SFTP mode uses the \
+                     built-in SSH client and no agent)"
+                );
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
             let agent = match &args.ssh.agent_path {
                 Some(path) => AgentSource::Installed(path.clone()),
                 None => AgentSource::Deploy(exe.clone()),
@@ -96,6 +112,9 @@ fn remote_transport(
             host: remote.host.clone(),
             port: port.unwrap_or(22),
         };
+        if ssh.sftp {
+            return Ok(Transport::Sftp { target, options });
+        }
         return Ok(Transport::Ssh {
             shell: RemoteShell::Native { target, options },
             agent,

@@ -140,7 +140,7 @@ pub(super) async fn authenticate(handle: &mut Handle<Client>, plan: &AuthPlan<'_
             fingerprint(&public)
         ));
         attempts.offered.push(public);
-        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        let key = PrivateKeyWithHashAlg::new(Arc::new(*key), hash);
         match handle.authenticate_publickey(plan.user, key).await {
             Ok(AuthResult::Success) => return Ok(()),
             Ok(result) => attempts.record(&result),
@@ -240,7 +240,7 @@ fn key_files(plan: &AuthPlan<'_>) -> Result<Vec<(PathBuf, bool)>> {
 }
 
 enum Loaded {
-    Key(PrivateKey),
+    Key(Box<PrivateKey>),
     AlreadyOffered,
     Skipped(String),
 }
@@ -257,7 +257,7 @@ fn load_key(path: &Path, explicit: bool, offered: &[PublicKey]) -> Result<Loaded
             {
                 Ok(Loaded::AlreadyOffered)
             } else {
-                Ok(Loaded::Key(key))
+                Ok(Loaded::Key(Box::new(key)))
             }
         }
         Err(russh::keys::Error::KeyIsEncrypted) => {

@@ -111,17 +111,20 @@ pub(super) async fn upload(inner: &Inner, local: &Path, remote: &str, mode: u32)
 
 /// Opens a session channel running the `sftp` subsystem.
 async fn open(inner: &Inner) -> Result<RawSftpSession> {
+    let sftp = RawSftpSession::new(open_channel(inner).await?.into_stream());
+    sftp.set_timeout(REQUEST_TIMEOUT_SECS);
+    Ok(sftp)
+}
+
+/// Opens a session channel and starts the `sftp` subsystem on it.
+pub(super) async fn open_channel(inner: &Inner) -> Result<russh::Channel<russh::client::Msg>> {
     let aborted = |what: &str, e: &dyn std::fmt::Display| {
         ssh_error(
             io::ErrorKind::ConnectionAborted,
             format!("{}: {what}: {e}", inner.peer),
         )
     };
-    let mut channel = inner
-        .handle
-        .channel_open_session()
-        .await
-        .map_err(|e| aborted("cannot open a session channel", &e))?;
+    let mut channel = inner.open_session().await?;
     channel
         .request_subsystem(true, "sftp")
         .await
@@ -142,9 +145,7 @@ async fn open(inner: &Inner) -> Result<RawSftpSession> {
             Some(_) => {}
         }
     }
-    let sftp = RawSftpSession::new(channel.into_stream());
-    sftp.set_timeout(REQUEST_TIMEOUT_SECS);
-    Ok(sftp)
+    Ok(channel)
 }
 
 /// Streams the local file to the open remote handle with many writes in flight.
@@ -242,8 +243,13 @@ async fn mkdir_p(sftp: &RawSftpSession, dir: &str) -> Result<(), (String, SftpEr
         }
         if let Err(e) = sftp.mkdir(prefix.as_str(), FileAttributes::default()).await {
             // Someone else may have made it meanwhile.
-            if !is_dir(sftp, &prefix).await {
-                return Err((prefix, e));
+            match sftp.stat(prefix.as_str()).await {
+                Ok(attrs) if attrs.attrs.is_dir() => {}
+                Ok(_) => {
+                    let why = SftpError::UnexpectedBehavior("exists and is not a directory".into());
+                    return Err((prefix, why));
+                }
+                Err(_) => return Err((prefix, e)),
             }
         }
     }
@@ -293,5 +299,16 @@ fn sftp_error(inner: &Inner, what: &str, path: &str, e: SftpError) -> Error {
         SftpError::Timeout => io::ErrorKind::TimedOut,
         _ => io::ErrorKind::Other,
     };
-    ssh_error(kind, format!("{}: sftp: {what} {path}: {e}", inner.peer))
+    let why = match &e {
+        // OpenSSH's messages repeat the code's name ("Failure: Failure").
+        SftpError::Status(status)
+            if status.error_message.is_empty()
+                || status.error_message == status.status_code.to_string() =>
+        {
+            status.status_code.to_string()
+        }
+        SftpError::Status(status) => status.error_message.clone(),
+        other => other.to_string(),
+    };
+    ssh_error(kind, format!("{}: sftp: {what} {path}: {why}", inner.peer))
 }

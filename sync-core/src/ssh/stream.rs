@@ -97,19 +97,38 @@ pub(super) async fn start(
     inner: &Inner,
     command: &str,
 ) -> Result<(Channel<Msg>, VecDeque<ChannelMsg>)> {
-    let mut channel = inner
-        .handle
-        .channel_open_session()
-        .await
-        .map_err(|e| channel_error(inner, "cannot open a session channel", e))?;
-    channel
-        .exec(true, command)
-        .await
-        .map_err(|e| channel_error(inner, "cannot start the command", e))?;
+    let started = tokio::time::timeout(inner.request_timeout(), async {
+        let mut channel = inner.open_session().await?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| channel_error(inner, "cannot start the command", e))?;
+        let early = wait_for_reply(inner, &mut channel, command).await?;
+        Ok((channel, early))
+    })
+    .await;
+    started.unwrap_or_else(|_| {
+        Err(ssh_error(
+            io::ErrorKind::TimedOut,
+            format!(
+                "{}: no answer from the server within {} s while starting `{command}`",
+                inner.peer,
+                inner.request_timeout().as_secs()
+            ),
+        ))
+    })
+}
+
+/// Waits for the server's answer to the exec request, keeping what arrives before it.
+async fn wait_for_reply(
+    inner: &Inner,
+    channel: &mut Channel<Msg>,
+    command: &str,
+) -> Result<VecDeque<ChannelMsg>> {
     let mut early = VecDeque::new();
     loop {
         match channel.wait().await {
-            Some(ChannelMsg::Success) => return Ok((channel, early)),
+            Some(ChannelMsg::Success) => return Ok(early),
             Some(ChannelMsg::Failure) => {
                 let _ = channel.close().await;
                 return Err(ssh_error(
@@ -119,7 +138,7 @@ pub(super) async fn start(
             }
             Some(msg @ (ChannelMsg::Eof | ChannelMsg::Close)) => {
                 early.push_back(msg);
-                return Ok((channel, early));
+                return Ok(early);
             }
             Some(msg) => early.push_back(msg),
             None => {
@@ -381,11 +400,9 @@ impl Write for ChannelWriter {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Every write is already handed to the connection; there is nothing buffered here.
-        match &self.queue {
-            Some(queue) if !queue.is_closed() => Ok(()),
-            _ => Err(broken_pipe()),
-        }
+        // Every write is already handed to the connection; nothing is buffered here. Like a
+        // pipe's, this succeeds even once the command has exited (a write would fail then).
+        Ok(())
     }
 }
 

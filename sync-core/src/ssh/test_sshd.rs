@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -65,7 +66,18 @@ impl TestSshd {
                 ),
             )
             .expect("sshd_config");
-            let mut child = Command::new(sshd)
+            let mut command = Command::new(sshd);
+            // If this test process is killed, its servers must not live on.
+            // SAFETY: prctl is async-signal-safe and touches no memory of this process.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = command
                 .arg("-D")
                 .arg("-e")
                 .arg("-f")

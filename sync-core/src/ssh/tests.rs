@@ -48,10 +48,8 @@ fn ssh_run_feeds_stdin_and_collects_stderr_and_status() {
     assert_eq!(out.status, Some(3));
 
     // A command that never reads its (large) stdin must not hang the call.
-    let started = Instant::now();
     let out = session.run("exit 0", Some(&vec![7u8; 8 << 20])).unwrap();
     assert_eq!(out.status, Some(0));
-    assert!(started.elapsed() < Duration::from_secs(10));
 
     // Several commands on one connection, from several threads.
     std::thread::scope(|s| {
@@ -66,11 +64,35 @@ fn ssh_run_feeds_stdin_and_collects_stderr_and_status() {
 }
 
 #[test]
+fn ssh_session_survives_commands_that_stop_reading_their_input() {
+    // A command that exits before reading all its input can leave russh with data it can
+    // never send, which would hang every later request on that connection (see
+    // `Client::channel_close`); the session must move to a new connection instead.
+    let sshd = TestSshd::start();
+    let session = connect(&sshd, &sshd.options()).unwrap();
+    let input = vec![5u8; 4 << 20];
+    for i in 0..3 {
+        let out = session
+            .run(
+                &format!("head -c {} >/dev/null", 50_000 * (i + 1)),
+                Some(&input),
+            )
+            .unwrap();
+        assert_eq!(out.status, Some(0));
+        let mut process = session.exec_stream("head -c 100000 >/dev/null").unwrap();
+        let chunk = vec![6u8; 256 * 1024];
+        while process.writer.write_all(&chunk).is_ok() {}
+        assert_eq!(process.wait().unwrap(), Some(0));
+        let out = session.run("echo still here", None).unwrap();
+        assert_eq!(out.stdout, b"still here\n");
+    }
+}
+
+#[test]
 fn ssh_exec_stream_round_trips_5_mb_through_cat() {
     let sshd = TestSshd::start();
     let session = connect(&sshd, &sshd.options()).unwrap();
     let data = pseudo_random(5 << 20, 0x9e37_79b9_7f4a_7c15);
-    let started = Instant::now();
     let mut process = session.exec_stream("cat").unwrap();
     let mut writer = std::mem::replace(&mut process.writer, Box::new(std::io::sink()));
     let mut reader = std::mem::replace(&mut process.reader, Box::new(std::io::empty()));
@@ -94,10 +116,6 @@ fn ssh_exec_stream_round_trips_5_mb_through_cat() {
         received
     });
     assert_eq!(process.wait().unwrap(), Some(0));
-    eprintln!(
-        "ssh: 5 MiB through remote cat and back in {:?}",
-        started.elapsed()
-    );
     assert_eq!(received.len(), data.len());
     assert!(received == data, "cat returned different bytes");
 }
@@ -171,7 +189,10 @@ fn ssh_sftp_upload_sets_mode_and_renames_atomically() {
         .to_string();
     eprintln!("{err}");
     assert!(err.contains("cannot create directory"), "{err}");
-    assert!(err.contains("blocker"), "{err}");
+    assert!(
+        err.contains("blocker: exists and is not a directory"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -461,6 +482,15 @@ fn ssh_silent_server_times_out() {
     assert!(err.contains("no SSH handshake within 0.3 s"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(listener);
+}
+
+#[test]
+fn ssh_types_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<SshSession>();
+    send::<RemoteProcess>();
+    send_sync::<SshOptions>();
 }
 
 #[test]

@@ -33,7 +33,9 @@
 //! --ssh-variants LIST
 //!                the azsync variants of --ssh, comma-separated, run in that order before rsync:
 //!                `rsh` (tool "azsync": the system ssh through --rsh) and `native` (tool
-//!                "azsync-native": azsync's built-in SSH client); default rsh,native.
+//!                "azsync-native": azsync's built-in SSH client) and `sftp` (tool
+//!                "azsync-sftp": the built-in client with --sftp, no agent; its remote
+//!                side is sshd's SFTP server, not measured); default rsh,native,sftp.
 //!                (An SFTP variant is not implemented yet.)
 //! ```
 //!
@@ -129,7 +131,7 @@ const QUICK_RUNS: usize = 1;
 const DEFAULT_DIR: &str = "/dev/shm/azsync-bench";
 const DEFAULT_AZSYNC: &str = "target/release/azsync";
 /// The azsync variants of `--ssh` without `--ssh-variants`.
-const DEFAULT_VARIANTS: [Variant; 2] = [Variant::Rsh, Variant::Native];
+const DEFAULT_VARIANTS: [Variant; 3] = [Variant::Rsh, Variant::Native, Variant::Sftp];
 /// Marks a working directory as this harness's, so that it may be wiped.
 const MARKER: &str = ".azsync-bench-workdir";
 
@@ -147,7 +149,8 @@ const USAGE: &str = "usage: e2e [--files N] [--runs N] [--dir PATH] [--azsync PA
   --ssh           sync to 127.0.0.1 through a loopback OpenSSH sshd started for the run
   --ssh-variants LIST
                   azsync variants for --ssh, comma-separated: rsh (system ssh, --rsh),
-                  native (built-in SSH client); default rsh,native";
+                  native (built-in SSH client), sftp (built-in client, --sftp);
+                  default rsh,native,sftp";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -271,7 +274,7 @@ fn parse_variants(list: &str) -> Result<Vec<Variant>, String> {
     let mut variants = Vec::new();
     for name in list.split(',').map(str::trim) {
         let variant = Variant::parse(name).ok_or_else(|| {
-            format!("--ssh-variants: unknown variant {name:?} (choose from rsh, native)")
+            format!("--ssh-variants: unknown variant {name:?} (choose from rsh, native, sftp)")
         })?;
         if !variants.contains(&variant) {
             variants.push(variant);
@@ -789,14 +792,17 @@ mod tests {
         assert!(parse(&["--keep=1"]).is_err());
         assert!(parse(&["--ssh=1"]).is_err());
         assert!(parse(&["--ssh-variants", "rsh"]).is_err());
-        assert!(parse(&["--ssh", "--ssh-variants", "sftp"]).is_err());
+        assert!(parse(&["--ssh", "--ssh-variants", "scp"]).is_err());
     }
 
     #[test]
     fn ssh_mode() {
         assert_eq!(parse(&[]).unwrap().unwrap().ssh, None);
         let o = parse(&["--ssh", "--quick"]).unwrap().unwrap();
-        assert_eq!(o.ssh, Some(vec![Variant::Rsh, Variant::Native]));
+        assert_eq!(
+            o.ssh,
+            Some(vec![Variant::Rsh, Variant::Native, Variant::Sftp])
+        );
         let o = parse(&["--ssh", "--ssh-variants", "native"])
             .unwrap()
             .unwrap();

@@ -92,6 +92,8 @@ enum Style {
     Azsync,
     /// azsync over SSH with its built-in SSH client (`-p --key --known-hosts`).
     AzsyncNative,
+    /// The built-in SSH client in `--sftp` mode: no agent, so no remote process of ours.
+    AzsyncSftp,
     /// `rsync -a SRC/ DST/`
     Rsync,
 }
@@ -113,6 +115,8 @@ pub enum Variant {
     Rsh,
     /// The built-in SSH client; the tool is named "azsync-native".
     Native,
+    /// The built-in SSH client with `--sftp` (no agent, no deltas); "azsync-sftp".
+    Sftp,
 }
 
 impl Variant {
@@ -120,6 +124,7 @@ impl Variant {
         match s {
             "rsh" => Some(Variant::Rsh),
             "native" => Some(Variant::Native),
+            "sftp" => Some(Variant::Sftp),
             _ => None,
         }
     }
@@ -128,6 +133,7 @@ impl Variant {
         match self {
             Variant::Rsh => "azsync",
             Variant::Native => "azsync-native",
+            Variant::Sftp => "azsync-sftp",
         }
     }
 }
@@ -157,6 +163,7 @@ impl Tool {
         let style = match variant {
             Variant::Rsh => Style::Azsync,
             Variant::Native => Style::AzsyncNative,
+            Variant::Sftp => Style::AzsyncSftp,
         };
         Tool {
             name: variant.tool_name(),
@@ -186,7 +193,7 @@ impl Tool {
         let mut argv = vec![self.program.clone().into_os_string()];
         let Some(remote) = &self.remote else {
             match self.style {
-                Style::Azsync | Style::AzsyncNative => {
+                Style::Azsync | Style::AzsyncNative | Style::AzsyncSftp => {
                     argv.extend(["sync", "--no-progress"].map(OsString::from));
                     argv.push(src.into());
                     argv.push(dst.into());
@@ -201,7 +208,7 @@ impl Tool {
         };
         let target = &remote.target;
         match self.style {
-            Style::Azsync | Style::AzsyncNative => {
+            Style::Azsync | Style::AzsyncNative | Style::AzsyncSftp => {
                 argv.extend(["sync", "--no-progress", "--json"].map(OsString::from));
                 if self.style == Style::Azsync {
                     argv.push("--rsh".into());
@@ -214,7 +221,9 @@ impl Tool {
                     argv.push("--known-hosts".into());
                     argv.push(target.known_hosts.clone().into());
                 }
-                if let Some(wrapper) = &remote.agent_wrapper {
+                if self.style == Style::AzsyncSftp {
+                    argv.push("--sftp".into());
+                } else if let Some(wrapper) = &remote.agent_wrapper {
                     argv.push("--agent-path".into());
                     argv.push(wrapper.clone().into());
                 }
@@ -265,6 +274,11 @@ impl Tool {
         let Some(remote) = &self.remote else {
             return Ok(sample);
         };
+        if self.style == Style::AzsyncSftp {
+            // The remote side is sshd's own SFTP server: nothing of ours to measure there.
+            sample.wire = parse_azsync_json(&finished.stdout);
+            return Ok(sample);
+        }
         // The remote side's GNU time writes its report when the remote command ends, which is
         // before sshd closes the channel and so before the local side exits; the short wait is
         // only a safety net.
@@ -280,7 +294,9 @@ impl Tool {
         }
         self.clear_remote()?;
         sample.wire = match self.style {
-            Style::Azsync | Style::AzsyncNative => parse_azsync_json(&finished.stdout),
+            Style::Azsync | Style::AzsyncNative | Style::AzsyncSftp => {
+                parse_azsync_json(&finished.stdout)
+            }
             Style::Rsync => parse_rsync_stats(&finished.stdout),
         };
         Ok(sample)

@@ -199,4 +199,8 @@ impl Progress for Output {
     fn file_error(&self, _error: &FileError) {
         // Reported once, with the receiver's failures, when the sync ends.
     }
+
+    fn notice(&self, message: &str) {
+        self.stderr_line(&format!("azsync: {message}"));
+    }
 }

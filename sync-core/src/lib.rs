@@ -240,7 +240,7 @@ impl SyncBuilder {
             window: self.window,
         };
         let progress: Arc<dyn Progress> = self.progress.unwrap_or_else(|| Arc::new(NoProgress));
-        let connection = self.transport.connect()?;
+        let connection = self.transport.connect(progress.as_ref())?;
         let result = sender::run(
             &config,
             connection.reader,

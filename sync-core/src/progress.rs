@@ -34,6 +34,10 @@ pub trait Progress: Send + Sync {
     fn file_error(&self, error: &FileError) {
         let _ = error;
     }
+    /// Something the user should know about how the sync runs (say, a fallback to SFTP).
+    fn notice(&self, message: &str) {
+        let _ = message;
+    }
 }
 
 /// A [`Progress`] that ignores everything.

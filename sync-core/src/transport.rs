@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::receiver;
 use crate::remote::{self, Agent, AgentSource, SystemSsh};
 use crate::ssh::sftp_dest::SftpRoot;
@@ -93,7 +94,7 @@ impl Transport {
         !matches!(self, Transport::Ssh { .. } | Transport::Sftp { .. })
     }
 
-    pub(crate) fn connect(self) -> Result<Connection> {
+    pub(crate) fn connect(self, progress: &dyn Progress) -> Result<Connection> {
         match self {
             Transport::Ssh { shell, agent } => match shell {
                 RemoteShell::System(ssh) => match remote::start_agent(&ssh, &agent)? {
@@ -107,22 +108,22 @@ impl Transport {
                     ))),
                 },
                 RemoteShell::Native { target, options } => {
-                    let session = SshSession::connect(&target, &options)?;
+                    let session = connect_ssh(&target, &options, progress)?;
                     match remote::start_agent(&session, &agent)? {
                         Agent::Started(connection) => Ok(connection),
                         Agent::Unavailable { reason, home } => {
-                            eprintln!(
-                                "azsync: {} cannot run the azsync agent ({reason}); syncing \
-                                 over SFTP (no deltas)",
+                            progress.notice(&format!(
+                                "{} cannot run the azsync agent ({reason}); syncing over SFTP \
+                                 (no deltas)",
                                 target.host
-                            );
+                            ));
                             sftp_receiver(session, Some(home))
                         }
                     }
                 }
             },
             Transport::Sftp { target, options } => {
-                sftp_receiver(SshSession::connect(&target, &options)?, None)
+                sftp_receiver(connect_ssh(&target, &options, progress)?, None)
             }
             Transport::InProcess => {
                 let (to_receiver_r, to_receiver_w) = io::pipe().map_err(pipe_error)?;
@@ -268,6 +269,19 @@ impl<R: Read> Read for UntilLost<R> {
         }
         self.inner.read(buf)
     }
+}
+
+/// Connects, telling the user (as OpenSSH does) when a new host key was recorded.
+fn connect_ssh(
+    target: &SshTarget,
+    options: &SshOptions,
+    progress: &dyn Progress,
+) -> Result<SshSession> {
+    let session = SshSession::connect(target, options)?;
+    if let Some(added) = session.added_host_key() {
+        progress.notice(added);
+    }
+    Ok(session)
 }
 
 fn pipe_error(source: io::Error) -> Error {

@@ -85,6 +85,20 @@ impl Error {
         matches!(self, Error::Protocol(_) | Error::VersionMismatch { .. })
     }
 
+    /// Whether the peer simply went away (closed the stream, or a write found it gone).
+    pub fn is_hangup(&self) -> bool {
+        match self {
+            Error::Disconnected => true,
+            Error::Transport { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
+    }
+
     pub(crate) fn protocol(message: impl Into<String>) -> Error {
         Error::Protocol(message.into())
     }

@@ -252,7 +252,7 @@ impl SyncBuilder {
         match (result, ended) {
             (Ok(report), Ok(())) => Ok(report),
             // How the receiver ended ("exited with signal 9") says more than the hang-up.
-            (Err(Error::Disconnected), Err(end)) => Err(end),
+            (Err(e), Err(end)) if e.is_hangup() => Err(end),
             (Err(e), _) => Err(e),
             (Ok(_), Err(e)) => Err(e),
         }

@@ -516,7 +516,7 @@ impl Bench {
                     );
                 }
                 if self.verify {
-                    let check = verify::compare(&self.src, &dst)
+                    let check = verify::compare(&self.src, &dst, tool.name == "azsync-sftp")
                         .with_context(|| format!("checking {}", dst.display()))?;
                     if check.ok() {
                         eprintln!("  (destination checked: {} entries match)", check.entries);

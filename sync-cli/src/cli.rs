@@ -78,7 +78,7 @@ pub struct SshArgs {
     #[arg(long, short = 'e', value_name = "COMMAND")]
     pub rsh: Option<String>,
     /// Sync through SFTP only: no agent, no deltas (whole files; mtimes to the second).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["rsh", "agent_path"])]
     pub sftp: bool,
     /// Run the agent already installed at PATH on the remote instead of deploying one.
     #[arg(long, value_name = "PATH")]

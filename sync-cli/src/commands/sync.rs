@@ -31,18 +31,6 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             (path, Transport::Agent(agent))
         }
         Ok(Location::Remote(remote)) => {
-            if args.ssh.sftp && (args.ssh.rsh.is_some() || args.ssh.agent_path.is_some()) {
-                let other = if args.ssh.rsh.is_some() {
-                    "--rsh"
-                } else {
-                    "--agent-path"
-                };
-                eprintln!(
-                    "azsync: error: --sftp cannot be used with {other} (SFTP mode uses the \
-                     built-in SSH client and no agent)"
-                );
-                return Ok(ExitCode::from(EXIT_USAGE));
-            }
             let agent = match &args.ssh.agent_path {
                 Some(path) => AgentSource::Installed(path.clone()),
                 None => AgentSource::Deploy(exe.clone()),

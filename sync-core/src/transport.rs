@@ -125,21 +125,7 @@ impl Transport {
             Transport::Sftp { target, options } => {
                 sftp_receiver(connect_ssh(&target, &options, progress)?, None)
             }
-            Transport::InProcess => {
-                let (to_receiver_r, to_receiver_w) = io::pipe().map_err(pipe_error)?;
-                let (from_receiver_r, from_receiver_w) = io::pipe().map_err(pipe_error)?;
-                let handle = std::thread::Builder::new()
-                    .name("azsync-receiver".into())
-                    .spawn(move || receiver::serve(to_receiver_r, from_receiver_w))
-                    .map_err(pipe_error)?;
-                Ok(Connection {
-                    reader: Box::new(from_receiver_r),
-                    writer: Box::new(to_receiver_w),
-                    end: End::Thread(handle),
-                    // The receiver thread drops its end of the pipe when it stops.
-                    abort: Box::new(|| {}),
-                })
-            }
+            Transport::InProcess => receiver_thread(receiver::serve),
             Transport::Agent(mut command) => {
                 let program = command.get_program().to_string_lossy().into_owned();
                 let mut child = command
@@ -215,34 +201,41 @@ impl End {
 /// If the SFTP session is lost, the receiver stops at its next read from the sender and the
 /// sync ends with that error (rather than failing every remaining file one by one).
 fn sftp_receiver(session: SshSession, home: Option<String>) -> Result<Connection> {
+    let lost: Arc<OnceLock<String>> = Arc::default();
+    receiver_thread(move |to_receiver_r, from_receiver_w| {
+        let mut reader = UntilLost {
+            inner: to_receiver_r,
+            lost: Arc::clone(&lost),
+        };
+        let result = receiver::serve_with(&mut reader, from_receiver_w, |dest, options| {
+            let home = home.as_ref().map(|h| h.as_bytes());
+            SftpRoot::open(&session, dest, home, options.dry_run, Arc::clone(&lost))
+        });
+        match lost.get() {
+            Some(why) => {
+                // The sender learns why from our last message; until it stops, whatever it
+                // still sends is read and dropped, so that it never fails on a broken pipe
+                // first.
+                let _ = io::copy(&mut reader.inner, &mut io::sink());
+                Err(Error::Transport {
+                    peer: "receiver",
+                    source: io::Error::new(io::ErrorKind::ConnectionAborted, why.clone()),
+                })
+            }
+            None => result,
+        }
+    })
+}
+
+/// Runs `serve` in a receiver thread of this process, connected by a pair of OS pipes.
+fn receiver_thread(
+    serve: impl FnOnce(io::PipeReader, io::PipeWriter) -> Result<()> + Send + 'static,
+) -> Result<Connection> {
     let (to_receiver_r, to_receiver_w) = io::pipe().map_err(pipe_error)?;
     let (from_receiver_r, from_receiver_w) = io::pipe().map_err(pipe_error)?;
-    let lost: Arc<OnceLock<String>> = Arc::default();
     let handle = std::thread::Builder::new()
         .name("azsync-receiver".into())
-        .spawn(move || {
-            let mut reader = UntilLost {
-                inner: to_receiver_r,
-                lost: Arc::clone(&lost),
-            };
-            let result = receiver::serve_with(&mut reader, from_receiver_w, |dest, options| {
-                let home = home.as_ref().map(|h| h.as_bytes());
-                SftpRoot::open(&session, dest, home, options.dry_run, Arc::clone(&lost))
-            });
-            match lost.get() {
-                Some(why) => {
-                    // The sender learns why from our last message; until it stops, whatever it
-                    // still sends is read and dropped, so that it never fails on a broken pipe
-                    // first.
-                    let _ = io::copy(&mut reader.inner, &mut io::sink());
-                    Err(Error::Transport {
-                        peer: "receiver",
-                        source: io::Error::new(io::ErrorKind::ConnectionAborted, why.clone()),
-                    })
-                }
-                None => result,
-            }
-        })
+        .spawn(move || serve(to_receiver_r, from_receiver_w))
         .map_err(pipe_error)?;
     Ok(Connection {
         reader: Box::new(from_receiver_r),

@@ -1,145 +1,42 @@
-//! A throwaway OpenSSH server for tests: its own temp dir, host key, client key and port.
+//! A throwaway OpenSSH server for tests: its own temp dir, host key, client key and port, and
+//! key helpers.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::{HostKeyPolicy, SshAgent, SshOptions, SshTarget};
 
-const SSHD: &str = "/usr/sbin/sshd";
-
-/// A running `sshd -D -e` on 127.0.0.1, killed on drop.
+/// A running `sshd -D -e` on 127.0.0.1 (the shared test server of `tests/support`), killed on
+/// drop. Unlike the end-to-end tests, these tests start with an empty known_hosts.
 pub(crate) struct TestSshd {
+    // Declared first so the server stops before its folder is removed.
+    _server: azsync_test_support::Sshd,
     pub port: u16,
     pub dir: tempfile::TempDir,
     /// A client key listed in authorized_keys.
     pub client_key: PathBuf,
     /// The host's public key line (`ssh-ed25519 AAAA... comment`).
     pub host_public: String,
-    child: Child,
 }
 
 impl TestSshd {
     /// Starts a server that accepts `client_key` for the current user.
     pub fn start() -> TestSshd {
-        let sshd = Path::new(SSHD);
-        if !sshd.exists() {
-            panic!("sshd is required: apt-get install openssh-server (the README test command installs it)");
-        }
-        // sshd refuses to start without its privilege separation directory.
-        std::fs::create_dir_all("/run/sshd").expect("mkdir -p /run/sshd");
         let dir = tempfile::tempdir().expect("temp dir");
-        let host_key = dir.path().join("host_ed25519");
-        keygen(&host_key, "ed25519", "");
-        let client_key = dir.path().join("id_ed25519");
-        keygen(&client_key, "ed25519", "");
-        let authorized = dir.path().join("authorized_keys");
-        std::fs::copy(pub_path(&client_key), &authorized).expect("authorized_keys");
-        let host_public = std::fs::read_to_string(pub_path(&host_key)).expect("host key");
-
-        // A free port can be taken by someone else before sshd binds it; try a few.
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let config = dir.path().join("sshd_config");
-            std::fs::write(
-                &config,
-                format!(
-                    "ListenAddress 127.0.0.1\n\
-                     HostKey {host}\n\
-                     AuthorizedKeysFile {authorized}\n\
-                     StrictModes no\n\
-                     PubkeyAuthentication yes\n\
-                     PasswordAuthentication no\n\
-                     KbdInteractiveAuthentication no\n\
-                     PermitRootLogin prohibit-password\n\
-                     PidFile none\n\
-                     UsePAM no\n\
-                     LogLevel INFO\n\
-                     Subsystem sftp internal-sftp\n",
-                    host = host_key.display(),
-                    authorized = authorized.display(),
-                ),
-            )
-            .expect("sshd_config");
-            let mut command = Command::new(sshd);
-            // If this test process is killed, its servers must not live on.
-            // SAFETY: prctl is async-signal-safe and touches no memory of this process.
-            unsafe {
-                command.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            let mut child = command
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&config)
-                .arg("-p")
-                .arg(port.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start sshd");
-            let stderr = child.stderr.take().expect("sshd stderr");
-            let (ready_tx, ready_rx) = mpsc::channel();
-            // Reads sshd's log until it says it listens, then keeps draining it so that sshd
-            // never blocks on a full pipe.
-            std::thread::spawn(move || {
-                let mut log = String::new();
-                let mut ready_tx = Some(ready_tx);
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(tx) = &ready_tx {
-                        log.push_str(&line);
-                        log.push('\n');
-                        if line.contains("Server listening on") {
-                            let _ = tx.send(Ok(()));
-                            ready_tx = None;
-                        }
-                    } else if std::env::var_os("AZSYNC_SSHD_LOG").is_some() {
-                        eprintln!("sshd: {line}");
-                    }
-                }
-                if let Some(tx) = ready_tx {
-                    let _ = tx.send(Err(log));
-                }
-            });
-            match ready_rx.recv_timeout(Duration::from_secs(20)) {
-                Ok(Ok(())) => {
-                    return TestSshd {
-                        port,
-                        dir,
-                        client_key,
-                        host_public,
-                        child,
-                    }
-                }
-                Ok(Err(log)) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last_log = log;
-                    if last_log.contains("Address already in use") {
-                        continue;
-                    }
-                    panic!("sshd did not start:\n{last_log}");
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("sshd did not report \"Server listening on\" within 20 s");
-                }
-            }
+        let server =
+            azsync_test_support::Sshd::start(&azsync_test_support::SshdConfig::new(dir.path()))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let host_public =
+            std::fs::read_to_string(dir.path().join("host_key.pub")).expect("host key");
+        TestSshd {
+            port: server.port,
+            client_key: server.client_key.clone(),
+            host_public,
+            _server: server,
+            dir,
         }
-        panic!("sshd could not bind a port:\n{last_log}");
     }
 
     pub fn target(&self) -> SshTarget {
@@ -163,8 +60,9 @@ impl TestSshd {
         }
     }
 
+    /// The client's known_hosts: empty at first (the server's own pre-filled file is not it).
     pub fn known_hosts(&self) -> PathBuf {
-        self.dir.path().join("known_hosts")
+        self.dir.path().join("client_known_hosts")
     }
 
     /// The known_hosts line for this server.
@@ -179,7 +77,7 @@ impl TestSshd {
         let out = Command::new("ssh-keygen")
             .arg("-l")
             .arg("-f")
-            .arg(self.dir.path().join("host_ed25519.pub"))
+            .arg(self.dir.path().join("host_key.pub"))
             .output()
             .expect("ssh-keygen -l");
         let text = String::from_utf8(out.stdout).unwrap();
@@ -193,13 +91,6 @@ impl TestSshd {
         let mut all = std::fs::read_to_string(&path).unwrap();
         all.push_str(&line);
         std::fs::write(path, all).unwrap();
-    }
-}
-
-impl Drop for TestSshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

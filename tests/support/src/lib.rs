@@ -1,6 +1,13 @@
 //! A real OpenSSH server on 127.0.0.1 for azsync's end-to-end tests and benchmarks: its own host
 //! key, client key, authorized_keys, config and home directory, on a free port, stopped when
 //! dropped. Sessions see `HOME` (and `cd`) as that home, never the real one.
+//!
+//! [`proxy`] puts a simulated network (delay, bandwidth cap, a cut after N bytes) between a
+//! client and such a server.
+
+pub mod proxy;
+
+pub use proxy::{Proxy, ProxyConfig, ProxyStats};
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};

@@ -1,4 +1,5 @@
-//! Exclude rules: the built-in secret rules and the user's gitignore-syntax patterns.
+//! Exclude rules: the built-in secret rules, the home profile's cache and toolchain rules, and
+//! the user's gitignore-syntax patterns.
 //!
 //! Both sides build the same [`Filter`] from the same pattern list (the sender sends its patterns
 //! to the receiver during the handshake, in bounded frames, however many there are). The sender
@@ -63,6 +64,47 @@ pub const SECRET_RULES: &[&str] = &[
     "!.env.sample",
     "!.env.template",
     "!.env.dist",
+];
+
+/// The home profile's rules (`azsync push`), in gitignore syntax: caches, toolchains, package
+/// stores and build output that a VM rebuilds or downloads itself. Copying them costs time and
+/// disk and can break the VM (a toolchain built for another machine). They are ordinary
+/// excludes: put first, so a user's `!pattern` (in `.azsyncignore` or `--exclude`) can bring
+/// one back, and protected on the destination from `--delete` like any excluded path.
+pub const HOME_PROFILE_RULES: &[&str] = &[
+    // Generic caches (XDG and macOS-style).
+    "/.cache/",
+    "/Library/Caches/",
+    // Rust: toolchains and the registry; `rustup`'s downloads and tmp.
+    "/.rustup/toolchains/",
+    "/.rustup/downloads/",
+    "/.rustup/tmp/",
+    "/.cargo/registry/",
+    "/.cargo/git/",
+    // JavaScript.
+    "node_modules/",
+    "/.npm/",
+    "/.pnpm-store/",
+    "/.yarn/cache/",
+    "/.bun/install/cache/",
+    // Python.
+    ".venv/",
+    "__pycache__/",
+    "*.pyc",
+    "/.pyenv/versions/",
+    "/.conda/pkgs/",
+    ".tox/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    // Go, Java, .NET.
+    "/go/pkg/mod/",
+    "/.gradle/caches/",
+    "/.m2/repository/",
+    "/.nuget/packages/",
+    // Local state that belongs to this machine.
+    "/.local/share/Trash/",
+    "/.vscode-server/",
+    "/.azsync-tmp*",
 ];
 
 /// Why a path is not synced.
@@ -176,6 +218,38 @@ mod tests {
         assert_eq!(verdict(&f, "x/build"), Verdict::Include);
         assert_eq!(verdict(&f, "top.txt"), Verdict::Excluded);
         assert_eq!(verdict(&f, "a/top.txt"), Verdict::Include);
+    }
+
+    #[test]
+    fn home_profile_rules_drop_caches_and_toolchains_only() {
+        let f = Filter::new(HOME_PROFILE_RULES, false).unwrap();
+        for (path, is_dir) in [
+            (".cache", true),
+            (".rustup/toolchains", true),
+            (".cargo/registry", true),
+            ("src/app/node_modules", true),
+            (".npm", true),
+            ("proj/.venv", true),
+            ("proj/pkg/__pycache__", true),
+            ("go/pkg/mod", true),
+        ] {
+            assert_eq!(f.check(Path::new(path), is_dir), Verdict::Excluded, "{path}");
+        }
+        for (path, is_dir) in [
+            (".rustup/settings.toml", false),
+            (".cargo/config.toml", false),
+            (".cargo/bin", true),
+            ("src/app/package.json", false),
+            ("notes/.cache", false),
+            (".bashrc", false),
+        ] {
+            assert_eq!(f.check(Path::new(path), is_dir), Verdict::Include, "{path}");
+        }
+        // A user's later `!` line brings an excluded directory back.
+        let mut patterns = HOME_PROFILE_RULES.to_vec();
+        patterns.push("!/.npm/");
+        let f = Filter::new(&patterns, false).unwrap();
+        assert_eq!(f.check(Path::new(".npm"), true), Verdict::Include);
     }
 
     #[test]

@@ -39,6 +39,7 @@ mod delta;
 mod dest;
 mod entry;
 mod error;
+mod fanout;
 mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -46,6 +47,7 @@ mod progress;
 pub mod protocol;
 mod receiver;
 mod remote;
+mod scan;
 mod sender;
 pub mod ssh;
 mod transport;
@@ -58,11 +60,13 @@ use std::sync::Arc;
 
 pub use entry::{Entry, Kind, Mtime};
 pub use error::{Error, Result};
-pub use filter::SECRET_RULES;
+pub use fanout::{Destination, Outcome};
+pub use filter::{HOME_PROFILE_RULES, SECRET_RULES};
 pub use progress::{FileError, NoProgress, Progress, Report, SkipReason, Skipped};
 pub use protocol::Change;
 pub use receiver::serve;
 pub use remote::{AgentSource, SystemSsh};
+pub use scan::{link_into_credentials, looks_like_credential, SCAN_LIMIT};
 pub use transport::{RemoteShell, Transport};
 
 /// The file in the source root whose lines are read as exclude patterns.
@@ -85,6 +89,13 @@ const DEFAULT_WINDOW: u32 = 64;
 /// - Exclude patterns use gitignore syntax: [`exclude`](Self::exclude), lines of
 ///   [`exclude_from`](Self::exclude_from) files and of `.azsyncignore` in the source root. The
 ///   built-in [`SECRET_RULES`] apply too unless [`allow_secrets`](Self::allow_secrets).
+/// - With [`scan_secrets`](Self::scan_secrets), files whose first [`SCAN_LIMIT`] bytes hold a
+///   credential (cloud keys, PEM private keys, storage account keys, GitHub and OAuth tokens)
+///   and symlinks into `~/.ssh`, `~/.aws`, `~/.azure` or `~/.config/gcloud` are skipped and
+///   reported, and protected from `--delete` on the destination like excluded paths.
+/// - [`home_profile`](Self::home_profile) is what `azsync push` syncs a home with: the
+///   [`HOME_PROFILE_RULES`] (caches, toolchains) first, then the user's patterns, plus
+///   `scan_secrets` and `safe_links`.
 /// - With [`delete`](Self::delete), destination entries the source lacks are removed, except
 ///   excluded ones; [`delete_excluded`](Self::delete_excluded) removes those too (and implies
 ///   `delete`).
@@ -98,8 +109,13 @@ pub struct SyncBuilder {
     exclude_files: Vec<PathBuf>,
     safe_links: bool,
     window: u32,
+    compress: Option<i32>,
     transport: Transport,
     progress: Option<Arc<dyn Progress>>,
+    home_profile: bool,
+    scan_secrets: bool,
+    /// A scan already made for several destinations at once (see `fanout`).
+    prescanned: Option<Arc<scan::Found>>,
 }
 
 impl std::fmt::Debug for dyn Progress {
@@ -119,9 +135,34 @@ impl SyncBuilder {
             exclude_files: Vec::new(),
             safe_links: false,
             window: DEFAULT_WINDOW,
+            compress: None,
             transport: Transport::InProcess,
             progress: None,
+            home_profile: false,
+            scan_secrets: false,
+            prescanned: None,
         }
+    }
+
+    /// Sync a home directory: exclude caches and toolchains ([`HOME_PROFILE_RULES`], before the
+    /// user's own patterns so a `!pattern` can bring one back), scan contents for credentials
+    /// ([`scan_secrets`](Self::scan_secrets)) and skip links that leave the tree
+    /// ([`safe_links`](Self::safe_links)). Later calls to those two can turn them off again.
+    pub fn home_profile(mut self, yes: bool) -> Self {
+        self.home_profile = yes;
+        if yes {
+            self.scan_secrets = true;
+            self.safe_links = true;
+        }
+        self
+    }
+
+    /// Before syncing, read the start of every file that would be synced and skip (and report)
+    /// those that hold credentials, and skip links into credential directories. See the rules
+    /// above.
+    pub fn scan_secrets(mut self, yes: bool) -> Self {
+        self.scan_secrets = yes;
+        self
     }
 
     /// Remove destination entries that the source does not have.
@@ -178,6 +219,15 @@ impl SyncBuilder {
         self
     }
 
+    /// Compress what is sent with zstd at `level` (1 fast .. 19 small; 3 is zstd's default),
+    /// frame by frame and only where it pays: file lists always shrink, already compressed files
+    /// are detected by their first chunk and sent as they are. Worth it on slow links; on a
+    /// local disk or a fast LAN it costs more CPU than it saves. `None` turns it off.
+    pub fn compress(mut self, level: Option<i32>) -> Self {
+        self.compress = level;
+        self
+    }
+
     /// How many batches may be in flight (at least 1).
     pub fn window(mut self, batches: u32) -> Self {
         self.window = batches.max(1);
@@ -204,8 +254,8 @@ impl SyncBuilder {
         self
     }
 
-    /// Runs the sync.
-    pub fn run(self) -> Result<Report> {
+    /// The exclude patterns in force, in order (later lines win), after checking the source.
+    fn patterns(&self) -> Result<Vec<String>> {
         let meta = std::fs::metadata(&self.source).map_err(|e| Error::io(&self.source, e))?;
         if !meta.is_dir() {
             return Err(Error::io(
@@ -214,6 +264,9 @@ impl SyncBuilder {
             ));
         }
         let mut patterns = Vec::new();
+        if self.home_profile {
+            patterns.extend(HOME_PROFILE_RULES.iter().map(|p| p.to_string()));
+        }
         let ignore_file = self.source.join(IGNORE_FILE);
         if ignore_file.is_file() {
             patterns.extend(sender::read_patterns(&ignore_file)?);
@@ -222,8 +275,32 @@ impl SyncBuilder {
             patterns.extend(sender::read_patterns(file)?);
         }
         patterns.extend(self.excludes.iter().cloned());
+        Ok(patterns)
+    }
+
+    /// The content scan's findings for this sync: made now, reused, or none.
+    fn scan(&self, filter: &filter::Filter) -> Result<Arc<scan::Found>> {
+        Ok(match &self.prescanned {
+            Some(found) => Arc::clone(found),
+            None if self.scan_secrets => {
+                Arc::new(scan::scan_tree(&self.source, filter, self.safe_links)?)
+            }
+            None => Arc::default(),
+        })
+    }
+
+    /// Runs the sync.
+    pub fn run(self) -> Result<Report> {
+        let mut patterns = self.patterns()?;
         // Compile once here so a bad pattern is reported before anything starts.
-        filter::Filter::new(&patterns, self.options.allow_secrets)?;
+        let filter = filter::Filter::new(&patterns, self.options.allow_secrets)?;
+        let found = self.scan(&filter)?;
+        patterns.extend(found.patterns.iter().cloned());
+        if let Some(progress) = &self.progress {
+            for skipped in &found.skipped {
+                progress.skipped(skipped);
+            }
+        }
 
         let mut options = self.options;
         options.delete |= options.delete_excluded;
@@ -238,6 +315,7 @@ impl SyncBuilder {
             patterns,
             safe_links: self.safe_links,
             window: self.window,
+            compress: self.compress,
         };
         let progress: Arc<dyn Progress> = self.progress.unwrap_or_else(|| Arc::new(NoProgress));
         let connection = self.transport.connect(progress.as_ref())?;
@@ -249,6 +327,10 @@ impl SyncBuilder {
             connection.abort.as_ref(),
         );
         let ended = connection.end.finish();
+        let result = result.map(|mut report| {
+            report.skipped.splice(0..0, found.skipped.iter().cloned());
+            report
+        });
         match (result, ended) {
             (Ok(report), Ok(())) => Ok(report),
             // How the receiver ended ("exited with signal 9") says more than the hang-up.

@@ -16,7 +16,7 @@
     clippy::panic
 )]
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use fast_rsync::{Signature, SignatureOptions};
 
@@ -28,6 +28,9 @@ const MIN_BLOCK: u32 = 512;
 const MAX_BLOCK: u32 = 1 << 20;
 /// A signature is kept well below the frame limit by growing the block size.
 const MAX_BLOCKS: u64 = 512 * 1024;
+/// New data is read and diffed this many bytes at a time, so a file of any size is neither held
+/// in memory nor mapped (a mapped file truncated by someone else kills the reader with SIGBUS).
+pub const DIFF_SEGMENT: usize = 4 << 20;
 
 /// librsync's delta magic and command bytes.
 const DELTA_MAGIC: u32 = 0x7273_0236;
@@ -71,6 +74,9 @@ pub enum DeltaError {
     /// Writing the result failed.
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// Reading the new data failed (see [`diff_reader`]).
+    #[error("read failed: {0}")]
+    Read(io::Error),
 }
 
 /// Parses and checks a signature from the peer: known magic, block size within bounds, strong
@@ -97,15 +103,318 @@ pub fn parse_signature(bytes: Vec<u8>) -> Result<Signature, DeltaError> {
             "strong hash of {strong} bytes (must be 1 to 16)"
         )));
     }
+    let body = (bytes.len() - 12) as u64;
+    let per_block = 4 + u64::from(strong);
+    if body % per_block != 0 {
+        return Err(DeltaError::Signature(format!(
+            "{body} bytes of blocks is not a whole number of {per_block}-byte blocks"
+        )));
+    }
+    // Only the block size our own `block_size` picks for a base of this many blocks is
+    // accepted: that bounds the block count (and the sender's index of it) by what a real base
+    // needs, so a hostile receiver cannot make the sender index millions of tiny blocks.
+    let blocks = body / per_block;
+    let shortest = blocks.saturating_sub(1) * u64::from(block) + u64::from(blocks > 0);
+    let longest = blocks * u64::from(block);
+    if blocks > MAX_BLOCKS
+        || block % 8 != 0
+        || block_size(shortest) > block
+        || block_size(longest) < block
+    {
+        return Err(DeltaError::Signature(format!(
+            "{blocks} blocks of {block} bytes is not a signature this protocol makes"
+        )));
+    }
     Signature::deserialize(bytes).map_err(|e| DeltaError::Signature(e.to_string()))
 }
 
 /// Writes the delta that turns the signed base into `data`.
 pub fn diff(signature: &Signature, data: &[u8], out: impl Write) -> Result<(), DeltaError> {
-    fast_rsync::diff(&signature.index(), data, out).map_err(|e| match e {
+    fast_rsync::diff(&signature.index(), data, out).map_err(diff_error)
+}
+
+fn diff_error(e: fast_rsync::DiffError) -> DeltaError {
+    match e {
         fast_rsync::DiffError::Io(io) => DeltaError::Io(io),
         other => DeltaError::Signature(other.to_string()),
-    })
+    }
+}
+
+/// Writes the delta that turns the signed base into what `input` yields, reading it with plain
+/// reads [`DIFF_SEGMENT`] bytes at a time (fewer for a small `size_hint`). Returns how many
+/// bytes were read.
+///
+/// `seen` gets every byte read, in order, exactly once, before its part of the delta is
+/// written: a hash taken there covers exactly the data the delta encodes, however the file
+/// changes meanwhile. Read failures are [`DeltaError::Read`].
+///
+/// The delta is the one a single pass over the whole input would give: a segment's unmatched
+/// tail (at most a block) is carried into the next segment instead of being sent as a literal,
+/// so a block that straddles two segments is still found.
+pub fn diff_reader(
+    signature: &Signature,
+    input: &mut impl Read,
+    out: &mut impl Write,
+    size_hint: u64,
+    seen: impl FnMut(&[u8]),
+) -> Result<u64, DeltaError> {
+    diff_segments(signature, input, out, size_hint, seen, DIFF_SEGMENT)
+}
+
+fn diff_segments(
+    signature: &Signature,
+    input: &mut impl Read,
+    out: &mut impl Write,
+    size_hint: u64,
+    mut seen: impl FnMut(&[u8]),
+    segment: usize,
+) -> Result<u64, DeltaError> {
+    let header = signature.serialized();
+    let block = header
+        .get(4..8)
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        .map_or(MIN_BLOCK, u32::from_be_bytes)
+        .max(1) as usize;
+    let index = signature.index();
+    // Room for a carried tail (under a block) plus at least a block of new data each round.
+    let len = (size_hint as usize)
+        .saturating_add(1)
+        .min(segment)
+        .max(2 * block);
+    let mut buf = vec![0u8; len];
+    let mut carried = 0;
+    let mut total = 0u64;
+    // A copy is held until the next command, to join copies across segments.
+    let mut copy = None;
+    out.write_all(&DELTA_MAGIC.to_be_bytes())?;
+    loop {
+        let room = buf.get_mut(carried..).unwrap_or_default();
+        let (n, eof) = fill(input, room).map_err(DeltaError::Read)?;
+        let filled = carried + n;
+        seen(buf.get(carried..filled).unwrap_or_default());
+        total += n as u64;
+        let data = buf.get(..filled).unwrap_or_default();
+        let mut splice = Splice::new(&mut *out, data, &mut copy);
+        fast_rsync::diff(&index, data, &mut splice).map_err(diff_error)?;
+        let carry = splice.finish(eof, block)?;
+        if eof {
+            break;
+        }
+        buf.copy_within(filled - carry..filled, 0);
+        carried = carry;
+    }
+    if let Some((offset, len)) = copy {
+        write_copy(out, offset, len)?;
+    }
+    out.write_all(&[OP_END])?;
+    Ok(total)
+}
+
+/// Reads until `buf` is full or the input ends; returns the count and whether it ended.
+fn fill(input: &mut impl Read, buf: &mut [u8]) -> io::Result<(usize, bool)> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(buf.get_mut(filled..).unwrap_or_default()) {
+            Ok(0) => return Ok((filled, true)),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((filled, false))
+}
+
+/// Passes one segment's delta from fast_rsync on, minus its magic and end command, holding
+/// back literals until the next copy: the literal at the very end is the segment's unmatched
+/// tail, of which the last block's worth goes into the next segment.
+struct Splice<'a, W: Write> {
+    out: &'a mut W,
+    data: &'a [u8],
+    /// The last copy, not yet written: base offset and length.
+    copy: &'a mut Option<(u64, u64)>,
+    state: State,
+    header: Vec<u8>,
+    /// Where in `data` the next command's output starts.
+    pos: usize,
+    /// Start of the literal run held back (it ends at `pos`).
+    held: Option<usize>,
+}
+
+impl<'a, W: Write> Splice<'a, W> {
+    fn new(out: &'a mut W, data: &'a [u8], copy: &'a mut Option<(u64, u64)>) -> Self {
+        Splice {
+            out,
+            data,
+            copy,
+            state: State::Magic,
+            header: Vec::with_capacity(17),
+            pos: 0,
+            held: None,
+        }
+    }
+
+    fn header_len(&self) -> usize {
+        match self.state {
+            State::Magic => 4,
+            _ => match self.header.first() {
+                Some(&op @ OP_LITERAL_N1..=OP_LITERAL_N8) => 1 + (1 << (op - OP_LITERAL_N1)),
+                Some(&op @ OP_COPY_N1_N1..=OP_COPY_N8_N8) => {
+                    let (a, b) = copy_widths(op);
+                    1 + a + b
+                }
+                _ => 1,
+            },
+        }
+    }
+
+    fn command(&mut self) -> io::Result<()> {
+        let header = std::mem::take(&mut self.header);
+        if self.state == State::Magic {
+            self.state = State::Command;
+            return Ok(());
+        }
+        let (op, args) = header.split_first().unwrap_or((&OP_END, &[]));
+        match *op {
+            OP_END => self.state = State::Done,
+            1..=OP_LITERAL_64 => self.literal(u64::from(*op)),
+            OP_LITERAL_N1..=OP_LITERAL_N8 => self.literal(be_uint(args)),
+            OP_COPY_N1_N1..=OP_COPY_N8_N8 => {
+                let (a, _) = copy_widths(*op);
+                let (offset, len) = args.split_at(a.min(args.len()));
+                let (offset, len) = (be_uint(offset), be_uint(len));
+                self.flush_held(self.pos)?;
+                match *self.copy {
+                    Some((at, n)) if at.checked_add(n) == Some(offset) => {
+                        *self.copy = Some((at, n + len))
+                    }
+                    queued => {
+                        if let Some((at, n)) = queued {
+                            write_copy(&mut *self.out, at, n)?;
+                        }
+                        *self.copy = Some((offset, len));
+                    }
+                }
+                self.pos += len as usize;
+            }
+            other => {
+                return Err(io::Error::other(format!(
+                    "unexpected delta command 0x{other:02x}"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn literal(&mut self, len: u64) {
+        self.held.get_or_insert(self.pos);
+        self.state = State::Literal(len);
+    }
+
+    /// Sends the held literal up to `end`.
+    fn flush_held(&mut self, end: usize) -> io::Result<()> {
+        if let Some(start) = self.held.take() {
+            let bytes = self.data.get(start..end).unwrap_or_default();
+            if !bytes.is_empty() {
+                if let Some((at, n)) = self.copy.take() {
+                    write_copy(&mut *self.out, at, n)?;
+                }
+            }
+            write_literal(&mut *self.out, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the segment: sends the held literal, except (unless `last`) its last `block - 1`
+    /// bytes, whose count is returned: they start the next segment.
+    fn finish(mut self, last: bool, block: usize) -> Result<usize, DeltaError> {
+        if self.state != State::Done || self.pos != self.data.len() {
+            return Err(DeltaError::Delta(
+                "the delta of a segment did not cover it".into(),
+            ));
+        }
+        let start = self.held.unwrap_or(self.pos);
+        let carry = if last {
+            0
+        } else {
+            (self.pos - start).min(block.saturating_sub(1))
+        };
+        self.flush_held(self.pos - carry)?;
+        Ok(carry)
+    }
+}
+
+impl<W: Write> Write for Splice<'_, W> {
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len();
+        while !buf.is_empty() {
+            match self.state {
+                State::Done => return Err(io::Error::other("data after the end command")),
+                State::Literal(remaining) => {
+                    let take = remaining.min(buf.len() as u64);
+                    buf = buf.get(take as usize..).unwrap_or_default();
+                    self.pos += take as usize;
+                    self.state = match remaining - take {
+                        0 => State::Command,
+                        left => State::Literal(left),
+                    };
+                }
+                State::Magic | State::Command => {
+                    let take = self
+                        .header_len()
+                        .saturating_sub(self.header.len())
+                        .min(buf.len());
+                    let (now, rest) = buf.split_at(take);
+                    self.header.extend_from_slice(now);
+                    buf = rest;
+                    if self.header.len() == self.header_len() {
+                        self.command()?;
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a copy command with the narrowest widths that hold its numbers.
+fn write_copy(out: &mut impl Write, offset: u64, len: u64) -> io::Result<()> {
+    let width = |v: u64| match v {
+        0..=0xff => 0u8,
+        0x100..=0xffff => 1,
+        0x1_0000..=0xffff_ffff => 2,
+        _ => 3,
+    };
+    let (a, b) = (width(offset), width(len));
+    out.write_all(&[OP_COPY_N1_N1 + a * 4 + b])?;
+    out.write_all(offset.to_be_bytes().get(8 - (1 << a)..).unwrap_or_default())?;
+    out.write_all(len.to_be_bytes().get(8 - (1 << b)..).unwrap_or_default())
+}
+
+/// Writes a literal command and its bytes.
+fn write_literal(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let len = bytes.len() as u64;
+    match len {
+        0 => return Ok(()),
+        1..=64 => out.write_all(&[len as u8])?,
+        65..=0xff => out.write_all(&[OP_LITERAL_N1, len as u8])?,
+        0x100..=0xffff => {
+            out.write_all(&[OP_LITERAL_N1 + 1])?;
+            out.write_all(&(len as u16).to_be_bytes())?;
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.write_all(&[OP_LITERAL_N1 + 2])?;
+            out.write_all(&(len as u32).to_be_bytes())?;
+        }
+        _ => {
+            out.write_all(&[OP_LITERAL_N8])?;
+            out.write_all(&len.to_be_bytes())?;
+        }
+    }
+    out.write_all(bytes)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,7 +709,101 @@ mod tests {
         }
     }
 
+    fn delta_by_segments(base: &[u8], new: &[u8], segment: usize) -> (Vec<u8>, Vec<u8>) {
+        let sig = parse_signature(signature(base)).unwrap();
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        let total = diff_segments(
+            &sig,
+            &mut &new[..],
+            &mut out,
+            new.len() as u64,
+            |d| seen.extend_from_slice(d),
+            segment,
+        )
+        .unwrap();
+        assert_eq!(total, new.len() as u64);
+        (out, seen)
+    }
+
+    #[test]
+    fn a_segmented_delta_is_as_small_as_a_whole_one() {
+        // An insertion near the start shifts every block off the segment boundaries: the
+        // carried tail must still find the blocks that straddle them.
+        let base = random(3 << 20, 8);
+        let mut new = base[..1000].to_vec();
+        new.extend_from_slice(&random(777, 9));
+        new.extend_from_slice(&base[1000..]);
+        let mut whole = Vec::new();
+        diff(&parse_signature(signature(&base)).unwrap(), &new, &mut whole).unwrap();
+        for segment in [64 << 10, 100_003, 1 << 20, DIFF_SEGMENT] {
+            let (delta, seen) = delta_by_segments(&base, &new, segment);
+            assert_eq!(seen, new, "every byte seen once, in order");
+            let (out, p) = patch_in_pieces(&base, &delta, 4096).unwrap();
+            assert_eq!(out, new, "segment {segment}");
+            let block = block_size(base.len() as u64) as u64;
+            assert!(
+                p.literal_bytes() <= 777 + 2 * block,
+                "segment {segment}: {} literal bytes",
+                p.literal_bytes()
+            );
+            assert!(
+                delta.len() <= whole.len() + 16,
+                "{} vs {}",
+                delta.len(),
+                whole.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_read_ends_the_delta_where_the_data_ends() {
+        // A source truncated while read: the delta covers what was read, no more, no panic.
+        let base = random(200_000, 10);
+        let (delta, seen) = delta_by_segments(&base, &base[..50_000], 8192);
+        assert_eq!(seen.len(), 50_000);
+        let (out, _) = patch_in_pieces(&base, &delta, 999).unwrap();
+        assert_eq!(out, &base[..50_000]);
+        let (delta, _) = delta_by_segments(&base, &[], 8192);
+        assert_eq!(patch_in_pieces(&base, &delta, 1).unwrap().0, b"");
+    }
+
+    #[test]
+    fn signatures_with_absurd_block_counts_are_refused() {
+        // 100,000 blocks of 512 bytes: a 50 MB base would have 3,536-byte blocks.
+        let mut sig = vec![0x72, 0x73, 0x01, 0x36, 0, 0, 2, 0, 0, 0, 0, 8];
+        sig.resize(12 + 100_000 * 12, 0);
+        let err = parse_signature(sig).unwrap_err().to_string();
+        assert!(err.contains("not a signature this protocol makes"), "{err}");
+        // An unaligned block size in range.
+        let mut odd = signature(&random(5000, 11));
+        odd[4..8].copy_from_slice(&513u32.to_be_bytes());
+        assert!(parse_signature(odd).is_err());
+        // Every size this side makes is accepted.
+        for len in [0usize, 1, 511, 512, 513, 70_000, 300_000] {
+            parse_signature(signature(&random(len, len as u64))).unwrap();
+        }
+    }
+
     proptest! {
+        #[test]
+        fn segmented_delta_reproduces_any_edit(
+            base in proptest::collection::vec(any::<u8>(), 0..20_000),
+            insert in proptest::collection::vec(any::<u8>(), 0..2000),
+            at in 0usize..20_000,
+            cut in 0usize..2000,
+            segment in 1usize..5000,
+        ) {
+            let at = at.min(base.len());
+            let mut new = base[..at].to_vec();
+            new.extend_from_slice(&insert);
+            new.extend_from_slice(&base[(at + cut).min(base.len())..]);
+            let (delta, seen) = delta_by_segments(&base, &new, segment);
+            prop_assert_eq!(&seen, &new);
+            let (out, _) = patch_in_pieces(&base, &delta, 333).unwrap();
+            prop_assert_eq!(out, new);
+        }
+
         #[test]
         fn patch_reproduces_any_edit(
             base in proptest::collection::vec(any::<u8>(), 0..6000),

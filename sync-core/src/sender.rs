@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -391,21 +392,38 @@ fn send_file<W: Write>(
 ) -> Result<()> {
     let rel = entry::join(dir, &entry.name);
     let path = shared.config.source.join(entry::as_path(&rel));
-    let file = match walk::open_source(&path) {
-        Ok(f) => f,
+    // The signature is checked before the file is even opened: a hostile one costs nothing.
+    let signature = match kind {
+        NeedKind::Whole => None,
+        NeedKind::Delta { signature } => Some(
+            delta::parse_signature(signature)
+                .map_err(|e| Error::protocol(format!("{}: {e}", path.display())))?,
+        ),
+    };
+    let opened = walk::open_source(&path).and_then(|f| {
+        let before = Version::of(&f)?;
+        Ok((f, before))
+    });
+    let (mut file, before) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             shared.file_error(&rel, format!("cannot open: {e}"));
             return shared.send(&Message::FileFailed { batch, index });
         }
     };
-    let sent = match kind {
-        NeedKind::Whole => send_whole(shared, batch, index, file, entry.size),
-        NeedKind::Delta { signature } => {
-            let signature = delta::parse_signature(signature)
-                .map_err(|e| Error::protocol(format!("{}: {e}", path.display())))?;
-            send_delta(shared, batch, index, file, &signature)
-        }
+    let sent = match &signature {
+        None => send_whole(shared, batch, index, &mut file, before.size),
+        Some(signature) => send_delta(shared, batch, index, &mut file, before.size, signature),
     };
+    // What was sent is what was read, and its hash covers exactly that; but if the file changed
+    // while it was read, that may be a mix of two versions that never existed as a whole. The
+    // receiver is told to drop it (nothing lands under the final name) and the next run sends
+    // the file again.
+    let sent = sent.and_then(|(size, hash)| match Version::of(&file) {
+        Ok(after) if after == before && size == before.size => Ok((size, hash)),
+        Ok(_) => Err(SendError::Changed),
+        Err(e) => Err(SendError::Source(e)),
+    });
     match sent {
         Ok((size, hash)) => {
             shared.progress.file_sent(entry::as_path(&rel));
@@ -420,13 +438,39 @@ fn send_file<W: Write>(
             shared.file_error(&rel, format!("read failed: {e}"));
             shared.send(&Message::FileFailed { batch, index })
         }
+        Err(SendError::Changed) => {
+            shared.file_error(&rel, "changed while being sent; not updated".to_string());
+            shared.send(&Message::FileFailed { batch, index })
+        }
         Err(SendError::Session(e)) => Err(e),
+    }
+}
+
+/// What identifies one version of an open source file: a write changes its size or its mtime
+/// and ctime (a restored mtime still moves ctime, which no one can set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Version {
+    fn of(file: &File) -> io::Result<Version> {
+        let meta = file.metadata()?;
+        Ok(Version {
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
     }
 }
 
 enum SendError {
     /// The source file failed: that file is lost for this run, the session goes on.
     Source(io::Error),
+    /// The source file changed while it was read: what was read is not sent as a result.
+    Changed,
     /// The connection failed: the session ends.
     Session(Error),
 }
@@ -435,7 +479,7 @@ fn send_whole<W: Write>(
     shared: &Shared<'_, W>,
     batch: u64,
     index: u32,
-    mut file: File,
+    file: &mut File,
     size_hint: u64,
 ) -> Result<(u64, [u8; 32]), SendError> {
     let mut hasher = blake3::Hasher::new();
@@ -450,6 +494,7 @@ fn send_whole<W: Write>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(SendError::Source(e)),
         };
+        // The hash is taken over exactly the bytes that go on the wire.
         let data = buf.get(..n).unwrap_or_default();
         hasher.update(data);
         total += n as u64;
@@ -465,24 +510,17 @@ fn send_whole<W: Write>(
     Ok((total, *hasher.finalize().as_bytes()))
 }
 
+/// Sends a delta of `file` against the receiver's `signature`, reading the file in segments
+/// (never mapping it: a source truncated while mapped would kill this process with SIGBUS).
 fn send_delta<W: Write>(
     shared: &Shared<'_, W>,
     batch: u64,
     index: u32,
-    file: File,
+    file: &mut File,
+    size_hint: u64,
     signature: &fast_rsync::Signature,
 ) -> Result<(u64, [u8; 32]), SendError> {
-    let len = file.metadata().map_err(SendError::Source)?.len();
-    // SAFETY: read-only map dropped before return. If the file changes under us, the hash and
-    // the delta disagree and the receiver asks for the file again.
-    let map = if len > 0 {
-        Some(unsafe { memmap2::Mmap::map(&file) }.map_err(SendError::Source)?)
-    } else {
-        None
-    };
-    let data: &[u8] = map.as_deref().unwrap_or_default();
     let mut hasher = blake3::Hasher::new();
-    hasher.update_rayon(data);
     let mut out = DeltaSink {
         shared,
         batch,
@@ -490,14 +528,26 @@ fn send_delta<W: Write>(
         buf: Vec::with_capacity(DATA_CHUNK),
         failed: None,
     };
-    let result = delta::diff(signature, data, &mut out);
+    let progress = shared.progress;
+    // The hash is taken over exactly the bytes the delta encodes, as they are read.
+    let result = delta::diff_reader(signature, file, &mut out, size_hint, |data| {
+        if data.len() >= 128 << 10 {
+            hasher.update_rayon(data);
+        } else {
+            hasher.update(data);
+        }
+        progress.transferred(data.len() as u64);
+    });
     if let Some(e) = out.failed.take() {
         return Err(SendError::Session(e));
     }
-    result.map_err(|e| SendError::Session(Error::protocol(e.to_string())))?;
+    let total = match result {
+        Ok(total) => total,
+        Err(delta::DeltaError::Read(e)) => return Err(SendError::Source(e)),
+        Err(e) => return Err(SendError::Session(Error::protocol(e.to_string()))),
+    };
     out.flush_chunk().map_err(SendError::Session)?;
-    shared.progress.transferred(data.len() as u64);
-    Ok((data.len() as u64, *hasher.finalize().as_bytes()))
+    Ok((total, *hasher.finalize().as_bytes()))
 }
 
 /// Cuts a delta into `DeltaChunk` frames as fast_rsync writes it.

@@ -380,7 +380,9 @@ fn a_version_mismatch_names_both_versions() {
     drop(b_r);
     let err = receiver.join().unwrap().unwrap_err();
     assert!(
-        err.to_string().contains("version 1") && err.to_string().contains("version 99"),
+        err.to_string()
+            .contains(&format!("version {PROTOCOL_VERSION}"))
+            && err.to_string().contains("version 99"),
         "{err}"
     );
 }

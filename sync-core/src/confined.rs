@@ -127,6 +127,13 @@ pub fn temp_name(name: &[u8]) -> Vec<u8> {
     format!(".azsync-{}.tmp", &hash.to_hex()[..16]).into_bytes()
 }
 
+/// Where a temp file cut short by a lost connection waits, while a rerun uses it as the base of
+/// a delta (so a large transfer resumes instead of starting over).
+pub fn partial_name(name: &[u8]) -> Vec<u8> {
+    let hash = blake3::hash(name);
+    format!(".azsync-{}.partial", &hash.to_hex()[..16]).into_bytes()
+}
+
 fn timestamps(mtime: Mtime) -> Timestamps {
     Timestamps {
         last_access: Timespec {
@@ -322,6 +329,17 @@ impl DestDir for Dir {
         // read, a delta built on it fails its blake3 check and the file is sent again whole.
         unsafe { memmap2::Mmap::map(&file) }.map(Some)
     }
+
+    fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        let (from, to) = (cstr(from)?, cstr(to)?);
+        rfs::renameat(
+            self.fd.as_fd(),
+            from.as_c_str(),
+            self.fd.as_fd(),
+            to.as_c_str(),
+        )?;
+        Ok(())
+    }
 }
 
 impl Dir {
@@ -368,9 +386,12 @@ impl Write for TempFile {
 impl DestTemp for TempFile {
     /// Sets mode and mtime, then renames over the target (atomically replacing whatever is
     /// there, a symlink included: the link itself is replaced, not followed).
-    fn commit(mut self, mode: u32, mtime: Mtime) -> io::Result<()> {
+    fn commit(mut self, mode: u32, mtime: Mtime, fsync: bool) -> io::Result<()> {
         rfs::fchmod(&self.file, Mode::from_raw_mode(mode & 0o7777))?;
         rfs::futimens(&self.file, &timestamps(mtime))?;
+        if fsync {
+            rfs::fsync(&self.file)?;
+        }
         let target = cstr(&self.target)?;
         let result = rfs::renameat(
             self.dir.fd.as_fd(),
@@ -380,8 +401,16 @@ impl DestTemp for TempFile {
         );
         if result.is_ok() {
             self.temp = CString::default();
+            if fsync {
+                // The rename is durable once the directory is.
+                rfs::fsync(self.dir.fd.as_fd())?;
+            }
         }
         Ok(result?)
+    }
+
+    fn keep(mut self) {
+        self.temp = CString::default();
     }
 }
 
@@ -438,6 +467,7 @@ mod tests {
                 sec: 1_600_000_000,
                 nsec: 123_456_789,
             },
+            false,
         )
         .unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");

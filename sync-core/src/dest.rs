@@ -58,6 +58,12 @@ pub(crate) trait DestDir: Clone + Sized + Send + Sync {
     /// The contents of the regular file `name` as a read-only map, for deltas; `Unsupported`
     /// where reading it back is no cheaper than sending it again.
     fn map_file(&self, name: &[u8]) -> io::Result<Option<memmap2::Mmap>>;
+    /// Renames `from` to `to` in this directory, replacing `to`. Only needed where
+    /// [`map_file`](Self::map_file) works (resuming from a partial file).
+    fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 
     /// Removes `name` and, if a directory, everything under it except what `keep` (given the
     /// path relative to the root and whether it is a directory) says to keep. Returns whether
@@ -91,7 +97,11 @@ pub(crate) trait DestDir: Clone + Sized + Send + Sync {
 }
 
 /// A file being written; dropped without [`commit`](Self::commit), it removes itself.
-pub(crate) trait DestTemp: Write {
-    /// Sets mode and mtime and renames over the target, atomically.
-    fn commit(self, mode: u32, mtime: Mtime) -> io::Result<()>;
+pub(crate) trait DestTemp: Write + Sized {
+    /// Sets mode and mtime and renames over the target, atomically; with `fsync`, the data is
+    /// on disk before the rename and the rename before this returns.
+    fn commit(self, mode: u32, mtime: Mtime, fsync: bool) -> io::Result<()>;
+    /// Leaves what was written under the temp name, for the next run to resume from (a
+    /// destination that cannot resume removes it, as a drop does).
+    fn keep(self) {}
 }

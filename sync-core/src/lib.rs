@@ -65,12 +65,14 @@ pub use filter::{HOME_PROFILE_RULES, SECRET_RULES};
 pub use progress::{FileError, NoProgress, Progress, Report, SkipReason, Skipped};
 pub use protocol::Change;
 pub use receiver::serve;
-pub use remote::{AgentSource, SystemSsh};
+pub use remote::{agent_dir, AgentSource, SystemSsh};
 pub use scan::{link_into_credentials, looks_like_credential, SCAN_LIMIT};
 pub use transport::{RemoteShell, Transport};
 
 /// The file in the source root whose lines are read as exclude patterns.
 pub const IGNORE_FILE: &str = ".azsyncignore";
+/// The zstd level of `--compress` when none is given (zstd's own default).
+pub const DEFAULT_COMPRESS_LEVEL: i32 = 3;
 
 /// Batches in flight by default. Enough to hide a WAN round trip behind small directories.
 const DEFAULT_WINDOW: u32 = 64;
@@ -198,6 +200,14 @@ impl SyncBuilder {
     /// Turn off the built-in secret rules.
     pub fn allow_secrets(mut self, yes: bool) -> Self {
         self.options.allow_secrets = yes;
+        self
+    }
+
+    /// Flush every written file to disk before it is renamed into place, and the rename after
+    /// (slower; without it a crash of the destination machine can lose the latest writes, as
+    /// with rsync and cp, though never leave a half-written file under its final name).
+    pub fn fsync(mut self, yes: bool) -> Self {
+        self.options.fsync = yes;
         self
     }
 

@@ -6,7 +6,7 @@
 //! indexes against the batches in flight, deltas by [`delta::Patcher`]. Every write goes through
 //! [`confined`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -122,7 +122,7 @@ fn session<R: Read, D: DestRoot>(
         bytes => entry::to_path_buf(bytes),
     };
     let root = open_root(&dest, &hello.options)?;
-    let mut receiver = Receiver {
+    let mut receiver = Receiver::<D> {
         granularity: root.as_ref().map_or(1, D::mtime_granularity_ns).max(1),
         root,
         options: hello.options,
@@ -134,7 +134,11 @@ fn session<R: Read, D: DestRoot>(
         summary: Summary::default(),
         end_of_tree: false,
     };
-    receiver.run(reader)
+    let result = receiver.run(reader);
+    if result.is_err() {
+        receiver.keep_partial();
+    }
+    result
 }
 
 fn send(out: &channel::Sender<Message>, msg: Message) -> Result<()> {
@@ -162,12 +166,18 @@ enum Expect {
     Delta,
 }
 
+/// Whole-file transfers cut short with at least this much written leave their temp file for
+/// the next run, which resumes from it (smaller files are simply sent again).
+pub const PARTIAL_MIN: u64 = 1 << 20;
+
 /// A batch whose files are not all settled.
 struct Pending<D> {
     dir_key: Vec<u8>,
     dir: Option<D>,
     entries: Vec<Entry>,
     outstanding: BTreeMap<u32, Expect>,
+    /// Entries whose delta base is the partial file left by an interrupted run.
+    resumed: BTreeSet<u32>,
 }
 
 /// A directory some of whose batches are in flight.
@@ -357,6 +367,7 @@ impl<R: DestRoot> Receiver<R> {
         let mut needs = Vec::new();
         let mut changes = Vec::new();
         let mut outstanding = BTreeMap::new();
+        let mut resumed = BTreeSet::new();
         let report = self.options.itemize || self.options.dry_run;
         for (i, (e, plan)) in batch.entries.iter().zip(plans).enumerate() {
             let rel = entry::join(&key, &e.name);
@@ -394,14 +405,19 @@ impl<R: DestRoot> Receiver<R> {
                             continue;
                         }
                     }
-                    let kind = if delta {
-                        match dir.as_ref().map(|d| base_signature(d, &e.name)) {
-                            Some(Ok(signature)) => NeedKind::Delta { signature },
-                            _ => NeedKind::Whole,
+                    let mut kind = NeedKind::Whole;
+                    if let Some(d) = &dir {
+                        if delta {
+                            if let Ok(signature) = base_signature(d, &e.name) {
+                                kind = NeedKind::Delta { signature };
+                            }
+                        } else if e.size >= PARTIAL_MIN {
+                            if let Some(signature) = partial_signature(d, &e.name) {
+                                kind = NeedKind::Delta { signature };
+                                resumed.insert(i as u32);
+                            }
                         }
-                    } else {
-                        NeedKind::Whole
-                    };
+                    }
                     let expect = match kind {
                         NeedKind::Whole => Expect::Whole,
                         NeedKind::Delta { .. } => Expect::Delta,
@@ -472,6 +488,7 @@ impl<R: DestRoot> Receiver<R> {
                 dir,
                 entries: batch.entries,
                 outstanding,
+                resumed,
             },
         );
         self.settle(batch.id)
@@ -621,7 +638,10 @@ impl<R: DestRoot> Receiver<R> {
                 return;
             }
         };
-        let in_use: HashSet<Vec<u8>> = names.iter().map(|n| confined::temp_name(n)).collect();
+        let in_use: HashSet<Vec<u8>> = names
+            .iter()
+            .flat_map(|n| [confined::temp_name(n), confined::partial_name(n)])
+            .collect();
         let mut extras: Vec<(Vec<u8>, Option<Kind>)> = listing
             .into_iter()
             .filter(|(n, _)| !names.contains(n) && !in_use.contains(n))
@@ -732,6 +752,7 @@ impl<R: DestRoot> Receiver<R> {
 
     fn start_file(&mut self, batch: u64, index: u32) -> Result<()> {
         let (pending, expect) = self.pending(batch, index)?;
+        let resumed = pending.resumed.contains(&index);
         let e = pending
             .entries
             .get(index as usize)
@@ -751,7 +772,12 @@ impl<R: DestRoot> Receiver<R> {
         let delta = if expect == Expect::Delta {
             // The base is reopened now rather than held open since the reply: a wide directory
             // could otherwise hold thousands of descriptors.
-            match dir.map_file(&e.name) {
+            let base = if resumed {
+                confined::partial_name(&e.name)
+            } else {
+                e.name.clone()
+            };
+            match dir.map_file(&base) {
                 Ok(map) => Some((Patcher::new(), map)),
                 Err(err) => {
                     failure.get_or_insert(format!("cannot reopen the old copy: {err}"));
@@ -817,7 +843,7 @@ impl<R: DestRoot> Receiver<R> {
         }
         let outcome = match (failure, current.temp) {
             (None, Some(temp)) => temp
-                .commit(e.mode, e.mtime)
+                .commit(e.mode, e.mtime, self.options.fsync)
                 .map_err(|err| format!("cannot rename into place: {err}")),
             (None, None) => Err("no temp file".to_string()),
             (Some(f), _) => Err(f),
@@ -839,6 +865,7 @@ impl<R: DestRoot> Receiver<R> {
             }
             Err(_) if retry => {
                 self.summary.delta_retries += 1;
+                self.drop_partial(batch, index);
                 if let Some(p) = self.batches.get_mut(&batch) {
                     p.outstanding.insert(index, Expect::Whole);
                 }
@@ -863,10 +890,42 @@ impl<R: DestRoot> Receiver<R> {
     }
 
     fn finish_entry(&mut self, batch: u64, index: u32) -> Result<()> {
+        self.drop_partial(batch, index);
         if let Some(p) = self.batches.get_mut(&batch) {
             p.outstanding.remove(&index);
         }
         self.settle(batch)
+    }
+
+    /// Removes the partial file an entry was resumed from, once it is no longer the base.
+    fn drop_partial(&mut self, batch: u64, index: u32) {
+        let Some(p) = self.batches.get_mut(&batch) else {
+            return;
+        };
+        if !p.resumed.remove(&index) {
+            return;
+        }
+        if let (Some(dir), Some(e)) = (&p.dir, p.entries.get(index as usize)) {
+            let _ = dir.remove(&confined::partial_name(&e.name), false);
+        }
+    }
+
+    /// The session ends with an error: a large whole file cut short keeps what arrived, under
+    /// its temp name, for the next run to resume from.
+    fn keep_partial(&mut self) {
+        let Some(current) = self.current.take() else {
+            return;
+        };
+        match current.temp {
+            Some(temp)
+                if current.expect == Expect::Whole
+                    && current.failure.is_none()
+                    && current.written >= PARTIAL_MIN =>
+            {
+                temp.keep()
+            }
+            _ => {}
+        }
     }
 
     /// If every file of `batch` is settled: tell the sender, and finish its directory when that
@@ -973,6 +1032,25 @@ fn file_plan(
         delta: st.size >= delta::DELTA_MIN_SIZE && e.size >= delta::DELTA_MIN_SIZE,
         clear_dir: false,
     }
+}
+
+/// When a run was cut short while `name` arrived whole: moves what arrived to the partial name
+/// (unless an earlier resume left one there already) and returns its signature, so the file is
+/// sent as a delta against it. `None` where there is nothing to resume from or the destination
+/// cannot read files back.
+fn partial_signature<D: DestDir>(dir: &D, name: &[u8]) -> Option<Vec<u8>> {
+    let partial = confined::partial_name(name);
+    let usable = |n: &[u8]| {
+        matches!(dir.stat(n), Ok(Some(st)) if st.kind == Some(Kind::File) && st.size >= PARTIAL_MIN)
+    };
+    if !usable(&partial) {
+        let temp = confined::temp_name(name);
+        if !usable(&temp) {
+            return None;
+        }
+        dir.rename(&temp, &partial).ok()?;
+    }
+    base_signature(dir, &partial).ok()
 }
 
 /// The signature of our copy of `name`.

@@ -1,7 +1,9 @@
 //! Reaching a receiver on another machine: find or deploy our agent there, then run it.
 //!
 //! On first contact the remote is asked, in one round trip, for its platform and whether an
-//! agent of this version is already installed at `~/.cache/azsync/<version>/azsync`. If not, and
+//! agent of this build is already installed at `~/.cache/azsync/<version>-<build>/azsync` (the
+//! build is named by the blake3 of this executable, so a rebuilt azsync of the same version never
+//! runs a stale agent). If not, and
 //! the platform matches this executable's, this executable is uploaded to a unique temp name
 //! beside its final place, given mode 0755 explicitly (never trusting the remote umask), and
 //! renamed into place, so two clients making first contact at once both end with a whole agent.
@@ -27,8 +29,8 @@ use crate::transport::{kill_child, Connection, End};
 /// Where the remote agent comes from.
 #[derive(Debug, Clone)]
 pub enum AgentSource {
-    /// Use `~/.cache/azsync/<version>/azsync`, uploading this local executable there first if
-    /// it is missing.
+    /// Use `~/.cache/azsync/<version>-<build>/azsync`, uploading this local executable there
+    /// first if it is missing (`<build>`: the start of the executable's blake3).
     Deploy(PathBuf),
     /// Use an agent already installed at this path on the remote.
     Installed(String),
@@ -47,9 +49,12 @@ pub(crate) trait Shell {
     fn exec(&self, command: &str) -> Result<Connection>;
 }
 
-/// The directory of this version's agent, relative to the remote home.
-pub fn agent_dir() -> String {
-    format!(".cache/azsync/{}", env!("CARGO_PKG_VERSION"))
+/// The directory of the agent built from the executable `local`, relative to the remote home.
+pub fn agent_dir(local: &Path) -> Result<String> {
+    let file = std::fs::File::open(local).map_err(|e| Error::io(local, e))?;
+    let hash = crate::walk::hash_open_file(&file).map_err(|e| Error::io(local, e))?;
+    let build: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Ok(format!(".cache/azsync/{}-{build}", env!("CARGO_PKG_VERSION")))
 }
 
 /// Quotes a string for a POSIX shell.
@@ -91,7 +96,7 @@ pub(crate) fn start_agent(shell: &dyn Shell, source: &AgentSource) -> Result<Age
     let program = match source {
         AgentSource::Installed(path) => shell_quote(path),
         AgentSource::Deploy(local) => {
-            let dir = agent_dir();
+            let dir = agent_dir(local)?;
             // One round trip: platform, home directory, and whether our agent is there (and
             // can be run: `test -x` is false on a `noexec` mount).
             let probe = format!(

@@ -97,12 +97,11 @@ impl TestSshd {
         self.server.dest(path)
     }
 
-    /// The agent this version deploys, in this server's home.
+    /// The agent this build deploys, in this server's home (`.cache/azsync/<version>-<build>`;
+    /// the directory need not exist yet).
     pub fn deployed_agent(&self) -> PathBuf {
-        self.home
-            .join(".cache/azsync")
-            .join(env!("CARGO_PKG_VERSION"))
-            .join("azsync")
+        let build = sync_core::agent_dir(&super::azsync_bin()).unwrap();
+        self.home.join(build).join("azsync")
     }
 
     /// Stops the server now (for tests of a dead remote).

@@ -839,7 +839,9 @@ impl Write for SftpTemp {
 }
 
 impl DestTemp for SftpTemp {
-    fn commit(mut self, mode: u32, mtime: Mtime) -> io::Result<()> {
+    /// `fsync` is not honoured: SFTP v3 has no fsync (OpenSSH's `fsync@openssh.com` extension
+    /// would be needed); the server's own write-back applies.
+    fn commit(mut self, mode: u32, mtime: Mtime, _fsync: bool) -> io::Result<()> {
         let result = self.finish(mode, mtime);
         self.remember(result)
     }
@@ -918,7 +920,7 @@ mod tests {
         for piece in data.chunks(70_001) {
             temp.write_all(piece).unwrap();
         }
-        temp.commit(0o640, t(1_600_000_000, 999_999_999)).unwrap();
+        temp.commit(0o640, t(1_600_000_000, 999_999_999), false).unwrap();
         let file = local(&dest, b"d\xff\xfe/f\xe9");
         assert_eq!(std::fs::read(&file).unwrap(), data);
         let meta = std::fs::symlink_metadata(&file).unwrap();
@@ -940,7 +942,7 @@ mod tests {
         // An empty file.
         sub.create_temp(b"empty")
             .unwrap()
-            .commit(0o600, t(1_600_000_001, 0))
+            .commit(0o600, t(1_600_000_001, 0), false)
             .unwrap();
         assert_eq!(
             std::fs::read(local(&dest, b"d\xff\xfe/empty")).unwrap(),
@@ -1047,7 +1049,7 @@ mod tests {
         for name in [&b"f"[..], b"g"] {
             let mut temp = dir.create_temp(name).unwrap();
             temp.write_all(b"new").unwrap();
-            temp.commit(0o644, t(1_600_000_000, 0)).unwrap();
+            temp.commit(0o644, t(1_600_000_000, 0), false).unwrap();
             let meta = std::fs::symlink_metadata(local(&dest, name)).unwrap();
             assert!(meta.is_file());
             assert_eq!(std::fs::read(local(&dest, name)).unwrap(), b"new");

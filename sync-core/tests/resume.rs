@@ -1,0 +1,164 @@
+//! Resuming a large file after an interrupted run: a sender that hangs up halfway through a big
+//! whole-file transfer leaves the received part under the temp name; the next run sends only a
+//! delta against it, and no partial or temp file is left once the file is in place.
+
+use std::io::{PipeReader, PipeWriter};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use rand::{RngCore, SeedableRng};
+use sync_core::protocol::{
+    Batch, FrameReader, FrameWriter, Hello, Message, NeedKind, SessionOptions, DATA_CHUNK,
+    PROTOCOL_VERSION,
+};
+use sync_core::{Entry, Kind, Mtime, SyncBuilder};
+
+const SIZE: usize = 8 << 20;
+
+struct Peer {
+    to: FrameWriter<PipeWriter>,
+    from: FrameReader<PipeReader>,
+    receiver: JoinHandle<sync_core::Result<()>>,
+}
+
+fn connect(dest: &Path) -> Peer {
+    let (a_r, a_w) = std::io::pipe().unwrap();
+    let (b_r, b_w) = std::io::pipe().unwrap();
+    let receiver = std::thread::spawn(move || sync_core::serve(a_r, b_w));
+    let mut to = FrameWriter::new(a_w);
+    let mut from = FrameReader::new(b_r);
+    to.write_magic().unwrap();
+    to.send(&Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        max_frame: 16 << 20,
+        dest: dest.as_os_str().as_bytes().to_vec(),
+        options: SessionOptions::default(),
+        window: 4,
+    }))
+    .unwrap();
+    to.send(&Message::RulesEnd).unwrap();
+    to.flush().unwrap();
+    from.read_magic().unwrap();
+    assert!(matches!(from.expect().unwrap(), Message::Hello(_)));
+    Peer { to, from, receiver }
+}
+
+fn entries_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Sends the first `sent` bytes of `data` as file `big` and hangs up.
+fn interrupted_transfer(dest: &Path, data: &[u8], sent: usize) {
+    let mut peer = connect(dest);
+    let mtime = Mtime {
+        sec: 1_700_000_000,
+        nsec: 0,
+    };
+    peer.to
+        .send(&Message::Batch(Batch {
+            id: 1,
+            dir: Vec::new(),
+            dir_mode: 0o755,
+            dir_mtime: mtime,
+            first: true,
+            last: true,
+            entries: vec![Entry {
+                name: b"big".to_vec(),
+                kind: Kind::File,
+                size: data.len() as u64,
+                mtime,
+                mode: 0o644,
+                target: Vec::new(),
+                hash: None,
+            }],
+        }))
+        .unwrap();
+    peer.to.flush().unwrap();
+    match peer.from.expect().unwrap() {
+        Message::Reply { needs, .. } => {
+            assert_eq!(needs.len(), 1);
+            assert_eq!(needs[0].kind, NeedKind::Whole);
+        }
+        other => panic!("expected a reply, got {other:?}"),
+    }
+    for chunk in data[..sent].chunks(DATA_CHUNK) {
+        peer.to
+            .send(&Message::FileChunk {
+                batch: 1,
+                index: 0,
+                data: chunk.to_vec(),
+            })
+            .unwrap();
+    }
+    peer.to.flush().unwrap();
+    let Peer { to, from, receiver } = peer;
+    drop(to);
+    let result = receiver.join().unwrap();
+    drop(from);
+    let err = result.expect_err("a hang-up mid-file is an error");
+    assert!(err.is_hangup(), "{err}");
+}
+
+#[test]
+fn a_rerun_resumes_a_large_file_cut_short_from_what_arrived() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let mut data = vec![0u8; SIZE];
+    rand_chacha::ChaCha8Rng::seed_from_u64(7).fill_bytes(&mut data);
+    std::fs::write(src.path().join("big"), &data).unwrap();
+
+    interrupted_transfer(dst.path(), &data, SIZE / 2);
+    // Nothing under the final name; the half that arrived waits under the temp name.
+    let left = entries_in(dst.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with(".tmp"), "{left:?}");
+    assert_eq!(
+        std::fs::metadata(dst.path().join(&left[0])).unwrap().len(),
+        (SIZE / 2) as u64
+    );
+
+    let report = SyncBuilder::new(src.path(), dst.path()).run().unwrap();
+    assert_eq!(std::fs::read(dst.path().join("big")).unwrap(), data);
+    assert_eq!(report.files_delta, 1, "{report:?}");
+    assert!(
+        report.bytes_matched >= (SIZE / 2 - (64 << 10)) as u64,
+        "the half that arrived is reused: {report:?}"
+    );
+    assert!(
+        report.bytes_literal <= (SIZE / 2 + (64 << 10)) as u64,
+        "only the rest is sent: {report:?}"
+    );
+    assert_eq!(entries_in(dst.path()), ["big"], "no temp or partial left");
+}
+
+#[test]
+fn a_small_cut_leaves_nothing_behind() {
+    let dst = tempfile::tempdir().unwrap();
+    let data = vec![b'x'; SIZE];
+    // Less than PARTIAL_MIN arrived: not worth keeping.
+    interrupted_transfer(dst.path(), &data, DATA_CHUNK);
+    assert!(entries_in(dst.path()).is_empty());
+}
+
+#[test]
+fn a_partial_that_no_longer_matches_still_converges() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let mut first = vec![0u8; SIZE];
+    rand_chacha::ChaCha8Rng::seed_from_u64(1).fill_bytes(&mut first);
+    interrupted_transfer(dst.path(), &first, SIZE / 2);
+    // The source changed completely before the rerun: the partial is useless as a base.
+    let mut second = vec![0u8; SIZE];
+    rand_chacha::ChaCha8Rng::seed_from_u64(2).fill_bytes(&mut second);
+    std::fs::write(src.path().join("big"), &second).unwrap();
+    let report = SyncBuilder::new(src.path(), dst.path()).run().unwrap();
+    assert_eq!(std::fs::read(dst.path().join("big")).unwrap(), second);
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(entries_in(dst.path()), ["big"]);
+}

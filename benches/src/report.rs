@@ -1,4 +1,8 @@
 //! The machine description and the Markdown report.
+//!
+//! The headline table has one row per scenario: each tool's median wall time, each azsync
+//! variant's ratio to rsync, the issue's target for that ratio, peak RSS and bytes on the wire.
+//! A table with one row per tool per scenario and every run's figures follow it.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -6,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::args::ScenarioKind;
 use crate::run::Sample;
 
 /// Where and with what the benchmark ran.
@@ -17,6 +22,7 @@ pub struct Setup {
     pub kernel: String,
     pub rsync_version: String,
     pub azsync_version: String,
+    pub openssh_version: String,
     pub date: String,
     pub dir: String,
     pub fs_type: String,
@@ -30,6 +36,8 @@ pub struct Setup {
     pub mode: Mode,
     /// Each tool's name and command line, in the order of the tools.
     pub commands: Vec<(String, String)>,
+    /// Anything else a reader must know (e.g. a flag this build lacks), one line each.
+    pub notes: Vec<String>,
 }
 
 /// Where the destination is.
@@ -38,16 +46,40 @@ pub enum Mode {
     /// A local directory.
     Local,
     /// A directory on the same machine reached through a loopback OpenSSH server.
-    Ssh {
-        /// `ssh -V` (the server is the sshd of the same OpenSSH).
-        openssh: String,
+    Ssh,
+    /// As `Ssh`, through the simulated WAN.
+    Wan {
+        rtt_ms: u64,
+        mbit: u64,
+        /// What the link measured before the scenarios.
+        check: LinkCheck,
     },
+}
+
+/// The simulated link, measured through a proxy of the same settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkCheck {
+    /// Median of a few 1-byte round trips.
+    pub rtt: Duration,
+    /// Bytes pushed one way to measure throughput.
+    pub bytes: u64,
+    /// How long they took, from the first write to the receiver's last read.
+    pub elapsed: Duration,
+}
+
+impl LinkCheck {
+    pub fn mbit_per_sec(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.elapsed.as_secs_f64() / 1e6
+    }
 }
 
 /// One tool's runs of one scenario.
 #[derive(Debug, Clone)]
 pub struct ToolRuns {
+    /// The tool's name in logs ("azsync-native", "rsync", "cp -a").
     pub tool: String,
+    /// Its column header ("built-in", "rsync", ...).
+    pub label: String,
     /// Successful runs, in run order.
     pub samples: Vec<Sample>,
     /// Runs that failed (not in the samples).
@@ -58,28 +90,60 @@ pub struct ToolRuns {
 }
 
 impl ToolRuns {
-    pub fn new(tool: &str) -> ToolRuns {
+    pub fn new(tool: &str, label: &str) -> ToolRuns {
         ToolRuns {
             tool: tool.to_string(),
+            label: label.to_string(),
             samples: Vec::new(),
             failed: 0,
             unsupported: None,
         }
     }
+
+    fn is_rsync(&self) -> bool {
+        self.tool == "rsync"
+    }
+
+    fn is_cp(&self) -> bool {
+        self.tool == "cp -a"
+    }
+
+    fn is_azsync(&self) -> bool {
+        !self.is_rsync() && !self.is_cp()
+    }
+
+    fn median(&self) -> f64 {
+        median_secs(&self.samples)
+    }
 }
 
-/// The samples of one scenario, per tool; the last tool is rsync, the baseline of the ratios.
+/// The samples of one scenario, per tool (the azsync variants, then rsync, then `cp -a` for the
+/// first sync).
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    pub kind: ScenarioKind,
     pub name: String,
     pub tools: Vec<ToolRuns>,
-    /// Failed runs and problems found when checking the destinations, if any (shown under the table).
+    /// Failed runs and problems found when checking the destinations, if any (shown under the
+    /// table).
     pub problems: Vec<String>,
 }
 
 impl Scenario {
-    fn baseline(&self) -> Option<&ToolRuns> {
-        self.tools.iter().find(|t| t.tool == "rsync")
+    fn rsync(&self) -> Option<&ToolRuns> {
+        self.tools.iter().find(|t| t.is_rsync())
+    }
+
+    fn cp(&self) -> Option<&ToolRuns> {
+        self.tools.iter().find(|t| t.is_cp())
+    }
+
+    /// `tool`'s median over rsync's, formatted; "n/a" without both.
+    fn ratio(&self, tool: &ToolRuns) -> Option<f64> {
+        let base = self.rsync()?.median();
+        let m = tool.median();
+        (tool.unsupported.is_none() && m.is_finite() && base.is_finite() && base > 0.0)
+            .then(|| m / base)
     }
 
     /// The flags after the scenario's name: failed runs, differing destinations.
@@ -99,6 +163,29 @@ impl Scenario {
         } else {
             format!(" (**{}**)", flags.join(", "))
         }
+    }
+}
+
+/// The issue's target for the ratio azsync / rsync of a scenario, if it sets one.
+pub fn target(kind: ScenarioKind, mode: &Mode) -> Option<f64> {
+    match (mode, kind) {
+        (Mode::Wan { .. }, ScenarioKind::First | ScenarioKind::Noop) => Some(0.5),
+        (Mode::Wan { .. }, _) => None,
+        (_, ScenarioKind::First | ScenarioKind::Changed | ScenarioKind::Checksum) => Some(0.5),
+        (_, ScenarioKind::Noop) => Some(0.4),
+        (_, ScenarioKind::BigEdit | ScenarioKind::Delete) => None,
+    }
+}
+
+/// The issue's target for azsync's first sync over `cp -a` of the same tree.
+pub const CP_TARGET: f64 = 1.2;
+
+fn target_cell(ratio: Option<f64>, target: Option<f64>) -> String {
+    match (ratio, target) {
+        (_, None) => "–".to_string(),
+        (Some(r), Some(t)) if r <= t => format!("≤ {t:.2} met"),
+        (Some(_), Some(t)) => format!("≤ {t:.2} **missed**"),
+        (None, Some(t)) => format!("≤ {t:.2}"),
     }
 }
 
@@ -207,11 +294,12 @@ fn remote_peak_mib(samples: &[Sample]) -> f64 {
         .map_or(f64::NAN, |kib| kib as f64 / 1024.0)
 }
 
-/// The median bytes on the wire (sent + received) of `samples` in MiB; NaN if none reported.
+/// The median bytes on the wire (sent + received) of `samples` in MiB: on the proxied link
+/// when there is one, else as the tool counts them; NaN if none reported.
 fn median_wire_mib(samples: &[Sample]) -> f64 {
     let totals: Vec<f64> = samples
         .iter()
-        .filter_map(|s| s.wire)
+        .filter_map(|s| s.link.or(s.wire))
         .map(|w| w.total() as f64 / 1048576.0)
         .collect();
     median(&totals)
@@ -249,13 +337,29 @@ fn tool_cell(runs: &ToolRuns, value: f64, digits: usize) -> String {
     }
 }
 
+fn mb_cell(runs: &ToolRuns, mib: f64) -> String {
+    let cell = tool_cell(runs, mib, 1);
+    if mib.is_finite() && runs.unsupported.is_none() {
+        format!("{cell} MB")
+    } else {
+        cell
+    }
+}
+
+fn ratio_cell(ratio: Option<f64>) -> String {
+    ratio.map_or("n/a".to_string(), |r| format!("{r:.2}"))
+}
+
 /// The whole report as Markdown.
 pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
     let mut md = String::new();
     let s = setup;
     let where_to = match &s.mode {
         Mode::Local => "local destination".to_string(),
-        Mode::Ssh { .. } => "over SSH to a loopback OpenSSH server".to_string(),
+        Mode::Ssh => "over SSH to a loopback OpenSSH server".to_string(),
+        Mode::Wan { rtt_ms, mbit, .. } => format!(
+            "over SSH through a simulated WAN: {rtt_ms} ms round trip, {mbit} Mbit/s each way"
+        ),
     };
     let _ = writeln!(md, "## azsync vs rsync, end to end ({where_to})\n");
     let _ = writeln!(
@@ -263,15 +367,11 @@ pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
         "- machine: {} CPUs ({}), {} RAM, kernel {}",
         s.cpus, s.cpu_model, s.mem_total, s.kernel
     );
-    let _ = writeln!(md, "- rsync: `{}`", s.rsync_version);
-    let _ = writeln!(md, "- azsync: `{}`", s.azsync_version);
-    if let Mode::Ssh { openssh } = &s.mode {
-        let _ = writeln!(
-            md,
-            "- mode: ssh: OpenSSH `{openssh}`, sshd on 127.0.0.1 (client, server and both trees \
-             on this machine, so client and server share its CPUs)"
-        );
-    }
+    let _ = writeln!(
+        md,
+        "- versions: `{}`; `{}`; `{}`",
+        s.azsync_version, s.rsync_version, s.openssh_version
+    );
     let _ = writeln!(md, "- date: {}", s.date);
     let _ = writeln!(
         md,
@@ -287,41 +387,74 @@ pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
         s.fs_type
     );
     match &s.mode {
+        Mode::Local => {}
+        Mode::Ssh => {
+            let _ = writeln!(
+                md,
+                "- sshd on 127.0.0.1: client, server and both trees on this machine, sharing its \
+                 CPUs (this measures CPU cost and round trips, not a network)"
+            );
+        }
+        Mode::Wan { check, .. } => {
+            let _ = writeln!(
+                md,
+                "- link: the harness's TCP proxy between the client and sshd on 127.0.0.1 \
+                 (delay each way, token-bucket cap each way); measured before the scenarios: \
+                 round trip {:.1} ms, {:.1} Mbit/s one way ({} MiB in {:.2} s)",
+                check.rtt.as_secs_f64() * 1e3,
+                check.mbit_per_sec(),
+                check.bytes >> 20,
+                check.elapsed.as_secs_f64()
+            );
+        }
+    }
+    let _ = writeln!(md, "- commands:");
+    for (tool, cmd) in &s.commands {
+        let _ = writeln!(md, "  - {tool}: `{cmd}`");
+    }
+    let wire = match s.mode {
+        Mode::Local => "",
+        Mode::Ssh => {
+            " Wire = median bytes sent + received as each tool counts them (azsync `--json` \
+             `bytes_sent` + `bytes_received`; rsync `--stats` total bytes sent + received): the \
+             payload inside SSH, before encryption."
+        }
+        Mode::Wan { .. } => {
+            " Wire = median bytes through the proxy, both ways: the TCP payload, SSH encryption \
+             and framing included."
+        }
+    };
+    let rss = match s.mode {
         Mode::Local => {
-            let cmds: Vec<_> = s.commands.iter().map(|(_, c)| format!("`{c}`")).collect();
-            let _ = writeln!(md, "- commands: {}", cmds.join(" and "));
-            let _ = writeln!(
-                md,
-                "- method: {} run(s) per tool per scenario, alternating azsync and rsync; median \
-                 wall time; peak RSS is the largest `ru_maxrss` over the runs, as GNU time reports \
-                 it: the largest single process of the tool's process tree (azsync and its agent; \
-                 rsync's sender, generator and receiver), not their sum. MB = MiB.\n",
-                s.runs
-            );
-            local_table(&mut md, scenarios, s.runs);
+            "the largest single process of the tool's tree (azsync and its agent; rsync's \
+             sender, generator and receiver), not their sum"
         }
-        Mode::Ssh { .. } => {
-            let _ = writeln!(md, "- commands:");
-            for (tool, cmd) in &s.commands {
-                let _ = writeln!(md, "  - {tool}: `{cmd}`");
-            }
-            let _ = writeln!(
-                md,
-                "- method: {} run(s) per tool per scenario, alternating the tools; median wall \
-                 time of the client. Peak RSS is the largest `ru_maxrss` over the runs, as GNU \
-                 time reports it (the largest single process, not a sum): local = around the \
-                 client, with its `ssh` child for azsync (--rsh) and rsync, so that where the ssh \
-                 child is the larger process the figure is ssh's and the client's own is at most \
-                 that; remote = around what \
-                 sshd starts (the azsync agent, through an `--agent-path` wrapper, so nothing is \
-                 deployed; rsync's server and its receiver, through `--rsync-path`). Wire = median \
-                 bytes sent + received as each tool counts them (azsync `--json` `bytes_sent` + \
-                 `bytes_received`; rsync `--stats` total bytes sent + received): the payload \
-                 inside SSH, before encryption. MB = MiB.\n",
-                s.runs
-            );
-            ssh_table(&mut md, scenarios, s.runs);
+        _ => {
+            "the largest single process, not a sum: local = around the client, with its `ssh` \
+             child for `--rsh` and rsync, so where ssh is the larger process the figure is ssh's; \
+             remote = around what sshd starts (the azsync agent through an `--agent-path` \
+             wrapper, so nothing is deployed; rsync's server and its receiver through \
+             `--rsync-path`; none for `--sftp`, whose remote side is sshd's SFTP server)"
         }
+    };
+    let _ = writeln!(
+        md,
+        "- method: {} run(s) per tool per scenario, alternating the tools in the order of the \
+         columns; every run but a first sync starts from a fresh `cp -a` copy of the source as it \
+         was before the scenario's change (not timed); median wall time; ratio = azsync / rsync \
+         median (below 1: azsync is faster); target = the issue's target for the first azsync \
+         column. Peak RSS is the largest `ru_maxrss` over the runs, as GNU time reports it: \
+         {rss}.{wire} MB = MiB.",
+        s.runs
+    );
+    for note in &s.notes {
+        let _ = writeln!(md, "- note: {note}");
+    }
+    let _ = writeln!(md);
+    headline(&mut md, s, scenarios);
+    cp_line(&mut md, scenarios);
+    if !matches!(s.mode, Mode::Local) {
+        per_tool_table(&mut md, scenarios, s.runs);
     }
     let _ = writeln!(md, "Every run (wall seconds):\n");
     for sc in scenarios {
@@ -339,53 +472,40 @@ pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
             .collect();
         let _ = writeln!(md, "- {}: {}", sc.name, parts.join("; "));
     }
-    if matches!(s.mode, Mode::Ssh { .. }) {
+    if !matches!(s.mode, Mode::Local) {
+        let link = matches!(s.mode, Mode::Wan { .. });
         let _ = writeln!(
             md,
-            "\nEvery run (bytes on the wire, sent / received; local / remote peak RSS MiB):\n"
+            "\nEvery run (bytes sent / received as the tool counts them{}; local / remote peak \
+             RSS MiB):\n",
+            if link { "; on the link, up / down" } else { "" }
         );
         for sc in scenarios {
             let parts: Vec<String> = sc
                 .tools
                 .iter()
-                .filter(|t| t.unsupported.is_none())
+                .filter(|t| t.unsupported.is_none() && !t.is_cp())
                 .map(|t| {
-                    let runs: Vec<_> = t
-                        .samples
-                        .iter()
-                        .map(|x| {
-                            let wire = x.wire.map_or("n/a".to_string(), |w| {
-                                format!("{} / {}", thousands(w.sent), thousands(w.received))
-                            });
-                            let remote = x
-                                .remote_rss_kib
-                                .map_or("n/a".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
-                            format!("{wire} ({:.1} / {remote})", x.max_rss_kib as f64 / 1024.0)
-                        })
-                        .collect();
+                    let runs: Vec<_> = t.samples.iter().map(|x| run_detail(x, link)).collect();
                     format!("{} {}", t.tool, runs.join(", "))
                 })
                 .collect();
             let _ = writeln!(md, "- {}: {}", sc.name, parts.join("; "));
         }
     }
-    let unsupported: Vec<(&str, &str)> = {
-        let mut seen: Vec<(&str, &str)> = Vec::new();
-        for t in scenarios.iter().flat_map(|sc| &sc.tools) {
-            if let Some(why) = &t.unsupported {
-                if !seen.iter().any(|(name, _)| *name == t.tool) {
-                    seen.push((&t.tool, why));
-                }
+    let mut seen: Vec<&str> = Vec::new();
+    for t in scenarios.iter().flat_map(|sc| &sc.tools) {
+        if let Some(why) = &t.unsupported {
+            if !seen.contains(&t.tool.as_str()) {
+                seen.push(&t.tool);
+                let _ = writeln!(
+                    md,
+                    "\n{}: not supported by this azsync build, not run (`{}`).",
+                    t.tool,
+                    why.trim()
+                );
             }
         }
-        seen
-    };
-    for (tool, why) in &unsupported {
-        let _ = writeln!(
-            md,
-            "\n{tool}: not supported by this azsync build, not run (`{}`).",
-            why.trim()
-        );
     }
     let problems: Vec<_> = scenarios.iter().flat_map(|sc| &sc.problems).collect();
     if problems.is_empty() {
@@ -403,47 +523,149 @@ pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
     md
 }
 
-/// `| scenario | azsync median s | rsync median s | ratio | azsync peak RSS MB | rsync peak RSS MB |`
-fn local_table(md: &mut String, scenarios: &[Scenario], runs: usize) {
+fn run_detail(x: &Sample, link: bool) -> String {
+    let wire = x.wire.map_or("n/a".to_string(), |w| {
+        format!("{} / {}", thousands(w.sent), thousands(w.received))
+    });
+    let on_link = match (link, x.link) {
+        (true, Some(l)) => format!("; link {} / {}", thousands(l.sent), thousands(l.received)),
+        _ => String::new(),
+    };
+    let remote = x
+        .remote_rss_kib
+        .map_or("n/a".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
+    format!(
+        "{wire}{on_link} ({:.1} / {remote})",
+        x.max_rss_kib as f64 / 1024.0
+    )
+}
+
+/// One row per scenario, in the README's shape:
+/// local: `| scenario | azsync s | rsync s | ratio | target | azsync peak RSS | rsync peak RSS |`;
+/// over SSH: each tool's time, each azsync variant's ratio, the target, then local / remote
+/// peak RSS and wire MB of the first azsync variant and of rsync.
+fn headline(md: &mut String, setup: &Setup, scenarios: &[Scenario]) {
     let Some(first) = scenarios.first() else {
         return;
     };
-    let names: Vec<&str> = first.tools.iter().map(|t| t.tool.as_str()).collect();
+    // The columns: every tool but cp -a (it has its own line), in order.
+    let tools: Vec<&ToolRuns> = first.tools.iter().filter(|t| !t.is_cp()).collect();
+    let azsyncs: Vec<&ToolRuns> = tools.iter().copied().filter(|t| t.is_azsync()).collect();
+    let primary = azsyncs.first().map(|t| t.tool.clone());
+    let local = matches!(setup.mode, Mode::Local);
     let mut header = "| scenario |".to_string();
-    for name in &names {
-        let _ = write!(header, " {name} median s |");
+    let mut align = "| --- |".to_string();
+    for t in &tools {
+        let _ = write!(header, " {} s |", t.label);
+        align.push_str(" ---: |");
     }
-    header.push_str(" ratio |");
-    for name in &names {
-        let _ = write!(header, " {name} peak RSS MB |");
-    }
-    let _ = writeln!(md, "{header}");
-    let _ = writeln!(md, "| --- |{}", " ---: |".repeat(2 * names.len() + 1));
-    for sc in scenarios {
-        let medians: Vec<f64> = sc.tools.iter().map(|t| median_secs(&t.samples)).collect();
-        let mut row = format!("| {}{} |", sc.name, sc.flag(runs));
-        for (t, m) in sc.tools.iter().zip(&medians) {
-            let _ = write!(row, " {} |", tool_cell(t, *m, 3));
+    for t in &azsyncs {
+        if azsyncs.len() == 1 {
+            header.push_str(" ratio |");
+        } else {
+            let _ = write!(header, " ratio {} |", t.label);
         }
-        let base = sc.baseline().map_or(f64::NAN, |b| median_secs(&b.samples));
-        let ratio = match medians.first() {
-            Some(a) if a.is_finite() && base.is_finite() => format!("{:.2}", a / base),
-            _ => "n/a".to_string(),
-        };
-        let _ = write!(row, " {ratio} |");
-        for t in &sc.tools {
-            let _ = write!(row, " {} |", tool_cell(t, peak_mib(&t.samples), 1));
+        align.push_str(" ---: |");
+    }
+    header.push_str(" target |");
+    align.push_str(" ---: |");
+    let rss_tools: Vec<&ToolRuns> = tools
+        .iter()
+        .copied()
+        .filter(|t| t.is_rsync() || Some(&t.tool) == primary.as_ref())
+        .collect();
+    for t in &rss_tools {
+        if local {
+            let _ = write!(header, " {} peak RSS |", t.label);
+        } else {
+            let _ = write!(header, " RSS {} (local / remote) |", t.label);
+        }
+        align.push_str(" ---: |");
+    }
+    if !local {
+        let labels: Vec<&str> = rss_tools.iter().map(|t| t.label.as_str()).collect();
+        let _ = write!(header, " wire {} MB |", labels.join(" / "));
+        align.push_str(" ---: |");
+    }
+    let _ = writeln!(md, "{header}\n{align}");
+    for sc in scenarios {
+        let find = |name: &str| sc.tools.iter().find(|t| t.tool == name);
+        let mut row = format!("| {}{} |", sc.name, sc.flag(setup.runs));
+        for t in &tools {
+            let cell = find(&t.tool).map_or("–".to_string(), |r| tool_cell(r, r.median(), 3));
+            let _ = write!(row, " {cell} |");
+        }
+        for t in &azsyncs {
+            let ratio = find(&t.tool).and_then(|r| sc.ratio(r));
+            let _ = write!(row, " {} |", ratio_cell(ratio));
+        }
+        let primary_ratio = primary.as_deref().and_then(find).and_then(|r| sc.ratio(r));
+        let _ = write!(
+            row,
+            " {} |",
+            target_cell(primary_ratio, target(sc.kind, &setup.mode))
+        );
+        let mut wires = Vec::new();
+        for t in &rss_tools {
+            let Some(r) = find(&t.tool) else {
+                row.push_str(" – |");
+                continue;
+            };
+            if local {
+                let _ = write!(row, " {} |", mb_cell(r, peak_mib(&r.samples)));
+            } else {
+                let _ = write!(
+                    row,
+                    " {} / {} |",
+                    tool_cell(r, peak_mib(&r.samples), 1),
+                    mb_cell(r, remote_peak_mib(&r.samples))
+                );
+            }
+            wires.push(tool_cell(r, median_wire_mib(&r.samples), 1));
+        }
+        if !local {
+            let _ = write!(row, " {} |", wires.join(" / "));
         }
         let _ = writeln!(md, "{row}");
     }
+    let _ = writeln!(md);
+}
+
+/// The first sync against `cp -a` of the same tree on the same disk.
+fn cp_line(md: &mut String, scenarios: &[Scenario]) {
+    let Some(sc) = scenarios.iter().find(|s| s.kind == ScenarioKind::First) else {
+        return;
+    };
+    let Some(cp) = sc.cp() else { return };
+    let cp_secs = cp.median();
+    let parts: Vec<String> = sc
+        .tools
+        .iter()
+        .filter(|t| t.is_azsync() && t.unsupported.is_none())
+        .map(|t| {
+            let ratio = t.median() / cp_secs;
+            let verdict = if !ratio.is_finite() {
+                "n/a".to_string()
+            } else if ratio <= CP_TARGET {
+                format!("{ratio:.2}, target ≤ {CP_TARGET} met")
+            } else {
+                format!("{ratio:.2}, target ≤ {CP_TARGET} **missed**")
+            };
+            format!("{} / `cp -a` = {verdict}", t.label)
+        })
+        .collect();
     let _ = writeln!(
         md,
-        "\nratio = azsync / rsync median wall time; below 1 means azsync is faster.\n"
+        "First sync against a plain copy of the same tree on the same disk: `cp -a` median {} s \
+         (peak RSS {}); {}.\n",
+        tool_cell(cp, cp_secs, 3),
+        mb_cell(cp, peak_mib(&cp.samples)),
+        parts.join("; ")
     );
 }
 
 /// One row per tool per scenario.
-fn ssh_table(md: &mut String, scenarios: &[Scenario], runs: usize) {
+fn per_tool_table(md: &mut String, scenarios: &[Scenario], runs: usize) {
     let _ = writeln!(
         md,
         "| scenario | tool | median s | ratio to rsync | local peak RSS MB | remote peak RSS MB | \
@@ -451,41 +673,35 @@ fn ssh_table(md: &mut String, scenarios: &[Scenario], runs: usize) {
     );
     let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: | ---: | ---: |");
     for sc in scenarios {
-        let base = sc.baseline().map_or(f64::NAN, |b| median_secs(&b.samples));
-        for (i, t) in sc.tools.iter().enumerate() {
+        for (i, t) in sc.tools.iter().filter(|t| !t.is_cp()).enumerate() {
             let scenario = if i == 0 {
                 format!("{}{}", sc.name, sc.flag(runs))
             } else {
                 String::new()
             };
-            let m = median_secs(&t.samples);
-            let ratio = if t.tool == "rsync" {
+            let ratio = if t.is_rsync() {
                 "1.00".to_string()
-            } else if t.unsupported.is_none() && m.is_finite() && base.is_finite() {
-                format!("{:.2}", m / base)
             } else {
-                "n/a".to_string()
+                ratio_cell(sc.ratio(t))
             };
             let _ = writeln!(
                 md,
                 "| {scenario} | {} | {} | {ratio} | {} | {} | {} |",
                 t.tool,
-                tool_cell(t, m, 3),
+                tool_cell(t, t.median(), 3),
                 tool_cell(t, peak_mib(&t.samples), 1),
                 tool_cell(t, remote_peak_mib(&t.samples), 1),
                 tool_cell(t, median_wire_mib(&t.samples), 2),
             );
         }
     }
-    let _ = writeln!(
-        md,
-        "\nratio = the tool's median wall time / rsync's; below 1 means faster than rsync.\n"
-    );
+    let _ = writeln!(md);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::Wire;
 
     #[test]
     fn medians() {
@@ -502,6 +718,7 @@ mod tests {
             kernel: "k".into(),
             rsync_version: "rsync 3".into(),
             azsync_version: "azsync 0.1.0".into(),
+            openssh_version: "OpenSSH_9.6p1".into(),
             date: utc_now(),
             dir: "/dev/shm/x".into(),
             fs_type: "tmpfs".into(),
@@ -513,6 +730,7 @@ mod tests {
             total_bytes: 1000,
             mode,
             commands: vec![("azsync".into(), "a".into()), ("rsync".into(), "r".into())],
+            notes: vec!["a note".into()],
         }
     }
 
@@ -522,90 +740,115 @@ mod tests {
             max_rss_kib: kib,
             remote_rss_kib: None,
             wire: None,
+            link: None,
         }
     }
 
-    fn runs(tool: &str, samples: Vec<Sample>) -> ToolRuns {
+    fn runs(tool: &str, label: &str, samples: Vec<Sample>) -> ToolRuns {
         ToolRuns {
             samples,
-            ..ToolRuns::new(tool)
+            ..ToolRuns::new(tool, label)
         }
     }
 
     #[test]
-    fn table_marks_failures() {
+    fn local_table_with_cp_and_targets() {
         let setup = setup(Mode::Local);
-        let ok = Scenario {
-            name: "ok".into(),
+        let first = Scenario {
+            kind: ScenarioKind::First,
+            name: "first sync".into(),
             tools: vec![
-                runs("azsync", vec![sample(100, 2048), sample(300, 1024)]),
-                runs("rsync", vec![sample(400, 4096), sample(400, 4096)]),
+                runs(
+                    "azsync",
+                    "azsync",
+                    vec![sample(100, 2048), sample(300, 1024)],
+                ),
+                runs("rsync", "rsync", vec![sample(400, 4096), sample(400, 4096)]),
+                runs("cp -a", "`cp -a`", vec![sample(160, 512), sample(200, 512)]),
             ],
             problems: Vec::new(),
         };
-        let md = markdown(&setup, std::slice::from_ref(&ok));
+        let mut noop = first.clone();
+        noop.kind = ScenarioKind::Noop;
+        noop.name = "no-op".into();
+        noop.tools.pop();
+        let mut delete = noop.clone();
+        delete.kind = ScenarioKind::Delete;
+        delete.name = "bad".into();
+        delete.tools[0] = ToolRuns {
+            failed: 2,
+            ..ToolRuns::new("azsync", "azsync")
+        };
+        delete.problems = vec!["x".into(), "y".into()];
+        let md = markdown(&setup, &[first, noop, delete]);
         assert!(md.contains("(local destination)"), "{md}");
         assert!(
             md.contains(
-                "| scenario | azsync median s | rsync median s | ratio | azsync peak RSS MB | \
-                 rsync peak RSS MB |\n| --- | ---: | ---: | ---: | ---: | ---: |\n"
+                "| scenario | azsync s | rsync s | ratio | target | azsync peak RSS | \
+                 rsync peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
             ),
             "{md}"
         );
         assert!(
-            md.contains("| ok | 0.200 | 0.400 | 0.50 | 2.0 | 4.0 |"),
+            md.contains("| first sync | 0.200 | 0.400 | 0.50 | ≤ 0.50 met | 2.0 MB | 4.0 MB |"),
             "{md}"
         );
-        assert!(md.contains("- commands: `a` and `r`"), "{md}");
-        assert!(md.contains("all matched"), "{md}");
-        let mut failed = ok.clone();
-        failed.name = "bad".into();
-        failed.tools[0] = ToolRuns {
-            failed: 2,
-            ..ToolRuns::new("azsync")
-        };
-        failed.problems = vec!["x".into(), "y".into()];
-        let md = markdown(&setup, &[failed]);
+        assert!(
+            md.contains("| no-op | 0.200 | 0.400 | 0.50 | ≤ 0.40 **missed** | 2.0 MB | 4.0 MB |"),
+            "{md}"
+        );
         assert!(
             md.contains(
-                "| bad (**azsync failed 2 of 2 runs**) | failed | 0.400 | n/a | failed | 4.0 |"
+                "| bad (**azsync failed 2 of 2 runs**) | failed | 0.400 | n/a | – | failed | \
+                 4.0 MB |"
             ),
             "{md}"
         );
+        assert!(
+            md.contains(
+                "`cp -a` median 0.180 s (peak RSS 0.5 MB); azsync / `cp -a` = 1.11, target ≤ \
+                 1.2 met."
+            ),
+            "{md}"
+        );
+        assert!(md.contains("- note: a note"), "{md}");
         assert!(
             md.contains("azsync failed, failed; rsync 0.400, 0.400"),
             "{md}"
         );
+        assert!(md.contains("  - azsync: `a`"), "{md}");
+        assert!(!md.contains("all matched"), "{md}");
     }
 
     #[test]
-    fn ssh_table_has_both_sides_and_the_wire() {
-        let mut setup = setup(Mode::Ssh {
-            openssh: "OpenSSH_9.6p1".into(),
-        });
+    fn ssh_tables_have_both_sides_and_the_wire() {
+        let mut setup = setup(Mode::Ssh);
         setup
             .commands
-            .insert(1, ("azsync-native".into(), "n".into()));
+            .insert(0, ("azsync-native".into(), "n".into()));
         let remote = |ms, kib, remote_kib, sent, received| Sample {
             remote_rss_kib: Some(remote_kib),
-            wire: Some(crate::run::Wire { sent, received }),
+            wire: Some(Wire { sent, received }),
             ..sample(ms, kib)
         };
         let sc = Scenario {
-            name: "first".into(),
+            kind: ScenarioKind::Changed,
+            name: "changed".into(),
             tools: vec![
                 runs(
-                    "azsync",
+                    "azsync-native",
+                    "built-in",
                     vec![
                         remote(100, 2048, 3072, 1 << 20, 1 << 19),
                         remote(300, 1024, 1024, 1 << 20, 1 << 19),
                     ],
                 ),
                 ToolRuns {
-                    unsupported: Some("the built-in SSH client is not available".into()),
-                    ..ToolRuns::new("azsync-native")
+                    unsupported: Some("the --sftp mode is not available".into()),
+                    ..ToolRuns::new("azsync-sftp", "`--sftp`")
                 },
                 runs(
+                    "rsync",
                     "rsync",
                     vec![
                         remote(400, 4096, 5120, 3 << 20, 0),
@@ -620,15 +863,29 @@ mod tests {
             md.contains("(over SSH to a loopback OpenSSH server)"),
             "{md}"
         );
-        assert!(md.contains("OpenSSH `OpenSSH_9.6p1`"), "{md}");
-        assert!(md.contains("  - azsync-native: `n`"), "{md}");
+        assert!(md.contains("`OpenSSH_9.6p1`"), "{md}");
         assert!(
-            md.contains("| first | azsync | 0.200 | 0.50 | 2.0 | 3.0 | 1.50 |"),
+            md.contains(
+                "| scenario | built-in s | `--sftp` s | rsync s | ratio built-in | ratio \
+                 `--sftp` | target | RSS built-in (local / remote) | RSS rsync (local / remote) \
+                 | wire built-in / rsync MB |"
+            ),
             "{md}"
         );
         assert!(
             md.contains(
-                "|  | azsync-native | unsupported | n/a | unsupported | unsupported | unsupported |"
+                "| changed | 0.200 | unsupported | 0.400 | 0.50 | n/a | ≤ 0.50 met | 2.0 / 3.0 \
+                 MB | 4.0 / 5.0 MB | 1.5 / 3.0 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| changed | azsync-native | 0.200 | 0.50 | 2.0 | 3.0 | 1.50 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "|  | azsync-sftp | unsupported | n/a | unsupported | unsupported | unsupported |"
             ),
             "{md}"
         );
@@ -636,13 +893,55 @@ mod tests {
             md.contains("|  | rsync | 0.400 | 1.00 | 4.0 | 5.0 | 3.00 |"),
             "{md}"
         );
-        assert!(md.contains("azsync-native unsupported"), "{md}");
         assert!(md.contains("1,048,576 / 524,288 (2.0 / 3.0)"), "{md}");
         assert!(
-            md.contains("azsync-native: not supported by this azsync build"),
+            md.contains("azsync-sftp: not supported by this azsync build"),
             "{md}"
         );
         assert!(md.contains("all matched"), "{md}");
+    }
+
+    #[test]
+    fn wan_report_uses_link_bytes_and_wan_targets() {
+        let check = LinkCheck {
+            rtt: Duration::from_millis(41),
+            bytes: 16 << 20,
+            elapsed: Duration::from_secs_f64(1.4),
+        };
+        let setup = setup(Mode::Wan {
+            rtt_ms: 40,
+            mbit: 100,
+            check,
+        });
+        let linked = |ms| Sample {
+            wire: Some(Wire {
+                sent: 1 << 20,
+                received: 0,
+            }),
+            link: Some(Wire {
+                sent: 2 << 20,
+                received: 1 << 20,
+            }),
+            ..sample(ms, 1024)
+        };
+        let sc = Scenario {
+            kind: ScenarioKind::Noop,
+            name: "no-op".into(),
+            tools: vec![
+                runs("azsync-native", "built-in", vec![linked(100)]),
+                runs("rsync", "rsync", vec![linked(400)]),
+            ],
+            problems: Vec::new(),
+        };
+        let md = markdown(&setup, &[sc]);
+        assert!(md.contains("40 ms round trip, 100 Mbit/s each way"), "{md}");
+        assert!(
+            md.contains("round trip 41.0 ms, 95.9 Mbit/s one way"),
+            "{md}"
+        );
+        assert!(md.contains("| 0.25 | ≤ 0.50 met |"), "{md}");
+        assert!(md.contains("| 3.0 / 3.0 |"), "{md}");
+        assert!(md.contains("; link 2,097,152 / 1,048,576"), "{md}");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct Sample {
     pub remote_rss_kib: Option<u64>,
     /// Bytes on the connection as the tool counts them (`--ssh` mode only).
     pub wire: Option<Wire>,
+    /// Bytes on the TCP connection through the WAN proxy, as the proxy counts them: SSH
+    /// encryption and framing included (`--wan` mode only).
+    pub link: Option<Wire>,
 }
 
 /// Bytes a tool wrote to and read from its connection, as it reports them: the payload inside
@@ -84,6 +87,8 @@ pub struct Tool {
     style: Style,
     /// How the remote side is reached and measured (`--ssh` mode).
     remote: Option<Remote>,
+    /// Compress on the wire: azsync `--compress`, rsync `-z` (`--wan` mode).
+    pub compress: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +101,17 @@ enum Style {
     AzsyncSftp,
     /// `rsync -a SRC/ DST/`
     Rsync,
+    /// `cp -a SRC/. DST`: the first sync's floor, a plain copy on the same disk.
+    Cp,
+}
+
+/// What a scenario asks of every tool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// Remove what the source lacks: azsync and rsync `--delete`.
+    pub delete: bool,
+    /// Compare contents, not size and mtime: azsync `--checksum`, rsync `-c`.
+    pub checksum: bool,
 }
 
 /// The remote side of a tool in `--ssh` mode.
@@ -120,15 +136,6 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub fn parse(s: &str) -> Option<Variant> {
-        match s {
-            "rsh" => Some(Variant::Rsh),
-            "native" => Some(Variant::Native),
-            "sftp" => Some(Variant::Sftp),
-            _ => None,
-        }
-    }
-
     pub fn tool_name(self) -> &'static str {
         match self {
             Variant::Rsh => "azsync",
@@ -145,6 +152,7 @@ impl Tool {
             program,
             style: Style::Azsync,
             remote: None,
+            compress: false,
         }
     }
 
@@ -154,6 +162,7 @@ impl Tool {
             program,
             style: Style::Rsync,
             remote: None,
+            compress: false,
         }
     }
 
@@ -170,6 +179,7 @@ impl Tool {
             program,
             style,
             remote: Some(remote),
+            compress: false,
         }
     }
 
@@ -180,6 +190,18 @@ impl Tool {
             program,
             style: Style::Rsync,
             remote: Some(remote),
+            compress: false,
+        }
+    }
+
+    /// `cp -a`, the local baseline of the first sync.
+    pub fn cp(program: PathBuf) -> Tool {
+        Tool {
+            name: "cp -a",
+            program,
+            style: Style::Cp,
+            remote: None,
+            compress: false,
         }
     }
 
@@ -187,21 +209,83 @@ impl Tool {
         self.style == Style::Rsync
     }
 
+    pub fn is_cp(&self) -> bool {
+        self.style == Style::Cp
+    }
+
+    /// The program's name for the report's command lines.
+    pub fn program_name(&self) -> &'static str {
+        match self.style {
+            Style::Rsync => "rsync",
+            Style::Cp => "cp",
+            _ => "azsync",
+        }
+    }
+
+    /// The column header of this tool in the report.
+    pub fn label(&self) -> &'static str {
+        match (self.style, &self.remote) {
+            (Style::Azsync, None) => "azsync",
+            (Style::Azsync, Some(_)) => "`--rsh`",
+            (Style::AzsyncNative, _) => "built-in",
+            (Style::AzsyncSftp, _) => "`--sftp`",
+            (Style::Rsync, _) => "rsync",
+            (Style::Cp, _) => "`cp -a`",
+        }
+    }
+
+    /// Whether the remote side is sshd's SFTP server (mtimes to the second).
+    pub fn is_sftp(&self) -> bool {
+        self.style == Style::AzsyncSftp
+    }
+
     /// The command line that copies the contents of `src` into `dst` (on the remote, over SSH,
     /// in `--ssh` mode; `dst` must then be absolute).
-    pub fn argv(&self, src: &Path, dst: &Path) -> Vec<OsString> {
+    pub fn argv(&self, src: &Path, dst: &Path, flags: Flags) -> Vec<OsString> {
         let mut argv = vec![self.program.clone().into_os_string()];
+        let azsync_flags = |argv: &mut Vec<OsString>| {
+            if flags.delete {
+                argv.push("--delete".into());
+            }
+            if flags.checksum {
+                argv.push("--checksum".into());
+            }
+            if self.compress {
+                argv.push("--compress".into());
+            }
+        };
+        let rsync_flags = |argv: &mut Vec<OsString>| {
+            if flags.delete {
+                argv.push("--delete".into());
+            }
+            if flags.checksum {
+                argv.push("-c".into());
+            }
+            if self.compress {
+                argv.push("-z".into());
+            }
+        };
         let Some(remote) = &self.remote else {
             match self.style {
                 Style::Azsync | Style::AzsyncNative | Style::AzsyncSftp => {
                     argv.extend(["sync", "--no-progress"].map(OsString::from));
+                    azsync_flags(&mut argv);
                     argv.push(src.into());
                     argv.push(dst.into());
                 }
                 Style::Rsync => {
                     argv.push("-a".into());
+                    rsync_flags(&mut argv);
                     argv.push(with_slash(src));
                     argv.push(with_slash(dst));
+                }
+                Style::Cp => {
+                    // The contents of SRC into the existing DST.
+                    let mut from = with_slash(src);
+                    from.push(".");
+                    argv.push("-a".into());
+                    argv.push(from);
+                    argv.push(dst.into());
                 }
             }
             return argv;
@@ -210,6 +294,7 @@ impl Tool {
         match self.style {
             Style::Azsync | Style::AzsyncNative | Style::AzsyncSftp => {
                 argv.extend(["sync", "--no-progress", "--json"].map(OsString::from));
+                azsync_flags(&mut argv);
                 if self.style == Style::Azsync {
                     argv.push("--rsh".into());
                     argv.push(target.ssh_command().into());
@@ -230,8 +315,11 @@ impl Tool {
                 argv.push(src.into());
                 argv.push(target.dest(dst).into());
             }
+            Style::Cp => unreachable!("cp -a has no remote"),
             Style::Rsync => {
-                argv.extend(["-a", "--stats", "-e"].map(OsString::from));
+                argv.extend(["-a", "--stats"].map(OsString::from));
+                rsync_flags(&mut argv);
+                argv.push("-e".into());
                 argv.push(target.ssh_command().into());
                 // The remote shell splits this; GNU time appends the server's peak RSS.
                 argv.push(
@@ -270,6 +358,7 @@ impl Tool {
             max_rss_kib: finished.max_rss_kib,
             remote_rss_kib: None,
             wire: None,
+            link: None,
         };
         let Some(remote) = &self.remote else {
             return Ok(sample);
@@ -298,6 +387,7 @@ impl Tool {
                 parse_azsync_json(&finished.stdout)
             }
             Style::Rsync => parse_rsync_stats(&finished.stdout),
+            Style::Cp => None,
         };
         Ok(sample)
     }
@@ -551,14 +641,32 @@ mod tests {
         let rs = Tool::rsync("/usr/bin/rsync".into());
         let (src, dst) = (Path::new("/t/src"), Path::new("/t/dst"));
         assert_eq!(
-            shell_words(&az.argv(src, dst)),
+            shell_words(&az.argv(src, dst, Flags::default())),
             "/x/azsync sync --no-progress /t/src /t/dst"
         );
         assert_eq!(
-            shell_words(&rs.argv(src, dst)),
+            shell_words(&rs.argv(src, dst, Flags::default())),
             "/usr/bin/rsync -a /t/src/ /t/dst/"
         );
         assert_eq!(quote(OsStr::new("a b")), "'a b'");
+        let both = Flags {
+            delete: true,
+            checksum: true,
+        };
+        assert_eq!(
+            shell_words(&az.argv(src, dst, both)),
+            "/x/azsync sync --no-progress --delete --checksum /t/src /t/dst"
+        );
+        assert_eq!(
+            shell_words(&rs.argv(src, dst, both)),
+            "/usr/bin/rsync -a --delete -c /t/src/ /t/dst/"
+        );
+        let cp = Tool::cp("/bin/cp".into());
+        assert!(cp.is_cp() && !cp.is_rsync());
+        assert_eq!(
+            shell_words(&cp.argv(src, dst, both)),
+            "/bin/cp -a /t/src/. /t/dst"
+        );
     }
 
     fn remote(wrapper: Option<&str>, log: &str) -> Remote {
@@ -586,7 +694,7 @@ mod tests {
         );
         assert_eq!(az.name, "azsync");
         assert_eq!(
-            shell_words(&az.argv(src, dst)),
+            shell_words(&az.argv(src, dst, Flags::default())),
             format!(
                 "/x/azsync sync --no-progress --json --rsh '{ssh}' --agent-path /w/agent \
                  /t/src root@127.0.0.1:/t/dst"
@@ -599,14 +707,35 @@ mod tests {
         );
         assert_eq!(native.name, "azsync-native");
         assert_eq!(
-            shell_words(&native.argv(src, dst)),
+            shell_words(&native.argv(src, dst, Flags::default())),
             "/x/azsync sync --no-progress --json -p 2222 --key /k/id --known-hosts /k/kh \
              --agent-path /w/agent /t/src root@127.0.0.1:/t/dst"
+        );
+        let mut zipped = native.clone();
+        zipped.compress = true;
+        let delete = Flags {
+            delete: true,
+            ..Flags::default()
+        };
+        assert_eq!(
+            shell_words(&zipped.argv(src, dst, delete)),
+            "/x/azsync sync --no-progress --json --delete --compress -p 2222 --key /k/id \
+             --known-hosts /k/kh --agent-path /w/agent /t/src root@127.0.0.1:/t/dst"
+        );
+        let mut rs = Tool::rsync_ssh("/usr/bin/rsync".into(), remote(None, "/w/x.rss"));
+        rs.compress = true;
+        assert_eq!(
+            shell_words(&rs.argv(src, dst, delete)),
+            format!(
+                "/usr/bin/rsync -a --stats --delete -z -e '{ssh}' \
+                 '--rsync-path=/usr/bin/time -f %M -a -o /w/x.rss /usr/bin/rsync' \
+                 /t/src/ root@127.0.0.1:/t/dst/"
+            )
         );
         let rs = Tool::rsync_ssh("/usr/bin/rsync".into(), remote(None, "/w/r s.rss"));
         assert!(rs.is_rsync());
         assert_eq!(
-            shell_words(&rs.argv(src, dst)),
+            shell_words(&rs.argv(src, dst, Flags::default())),
             format!(
                 "/usr/bin/rsync -a --stats -e '{ssh}' \
                  '--rsync-path=/usr/bin/time -f %M -a -o '\\''/w/r s.rss'\\'' /usr/bin/rsync' \

@@ -38,10 +38,11 @@ pub struct Sshd {
     pub target: Target,
     /// `ssh -V` of the system ssh, for the report.
     pub version: String,
-    _server: azsync_test_support::Sshd,
+    server: azsync_test_support::Sshd,
 }
 
-fn ssh_version() -> Result<String> {
+/// The first line of `ssh -V`.
+pub fn ssh_version() -> Result<String> {
     let out = Command::new("ssh")
         .arg("-V")
         .stdin(Stdio::null())
@@ -71,7 +72,24 @@ impl Sshd {
                 user: server.user.clone(),
             },
             version,
-            _server: server,
+            server,
+        })
+    }
+
+    /// The target as seen through a proxy on 127.0.0.1:`port` that forwards to this server: the
+    /// same user and key, and a known_hosts file (written to `known_hosts`) that trusts this
+    /// server's key at the proxy's port.
+    pub fn through_proxy(&self, port: u16, known_hosts: &Path) -> Result<Target> {
+        let line = self
+            .server
+            .known_hosts_line(port)
+            .map_err(anyhow::Error::msg)?;
+        fs::write(known_hosts, format!("{line}\n"))
+            .with_context(|| format!("writing {}", known_hosts.display()))?;
+        Ok(Target {
+            port,
+            known_hosts: known_hosts.to_path_buf(),
+            ..self.target.clone()
         })
     }
 }

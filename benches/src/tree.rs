@@ -1,5 +1,6 @@
 //! A deterministic, home-like source tree: planned from a seed, written with `std::fs`, and
-//! changed in place for the "1% of files changed" scenario.
+//! changed in place for the scenarios that need a changed source (1% of files changed, one big
+//! file edited, 1% of files deleted).
 //!
 //! The plan fixes every path, size, mode, mtime (to the nanosecond) and content seed, so the same
 //! `--files` and `--seed` always give the same bytes on disk.
@@ -21,7 +22,8 @@ use rand_chacha::ChaCha8Rng;
 const FILES_PER_DIR: RangeInclusive<usize> = 10..=30;
 /// Deepest directory level below the root.
 const MAX_DEPTH: usize = 5;
-/// One "large" file (1–20 MB) per this many files, at least 1 and at most [`MAX_LARGE`].
+/// One "large" file (1–20 MB) per this many files, at least 1 and at most [`MAX_LARGE`]; the
+/// first of them is exactly 20 MiB (the file the big-edit scenario edits).
 const FILES_PER_LARGE: usize = 2_500;
 const MAX_LARGE: usize = 20;
 /// Share of the other files that are binaries (16–256 KB); the rest are text (100 B – 8 KB).
@@ -119,6 +121,19 @@ pub struct Plan {
     pub symlinks: Vec<(PathBuf, PathBuf)>,
 }
 
+/// What [`Plan::edit_big`] did.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    /// The edited file, relative to the root.
+    pub path: PathBuf,
+    /// Its size after the edit.
+    pub size: u64,
+    /// Places edited.
+    pub places: usize,
+    /// Bytes overwritten or inserted.
+    pub bytes: u64,
+}
+
 /// What [`Plan::change_some`] did.
 #[derive(Debug, Clone, Copy)]
 pub struct Change {
@@ -184,6 +199,9 @@ impl Plan {
                         )
                     }
                     Kind::Binary => (rng.gen_range(BINARY_BYTES), pick(&mut rng, BINARY_EXTS)),
+                    Kind::Large if specs.iter().all(|f: &FileSpec| f.kind != Kind::Large) => {
+                        (*LARGE_BYTES.end(), pick(&mut rng, LARGE_EXTS))
+                    }
                     Kind::Large => (rng.gen_range(LARGE_BYTES), pick(&mut rng, LARGE_EXTS)),
                 };
                 let name = match DOTFILES.get(next) {
@@ -320,6 +338,60 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The big-edit scenario's file: the first large one (exactly 20 MiB).
+    pub fn big_file(&self) -> Option<&FileSpec> {
+        self.files.iter().find(|f| f.kind == Kind::Large)
+    }
+
+    /// Edits [`big_file`](Self::big_file) under `root` in place, as a user's tool would: six
+    /// spans of 0.5–1.5 KiB overwritten at places spread over the file and 100 bytes inserted
+    /// in the middle (so that what follows shifts), and the mtime moved one day forward.
+    pub fn edit_big(&self, root: &Path, seed: u64) -> Result<Edit> {
+        let file = self.big_file().context("the plan has no large file")?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0062_6967_6564_6974);
+        let path = root.join(&file.path);
+        let mut data = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        const PLACES: usize = 6;
+        let mut bytes = 0u64;
+        for place in 0..PLACES {
+            let span = rng.gen_range(512..=1536).min(data.len());
+            let slot = data.len() / PLACES;
+            let start = (place * slot + rng.gen_range(0..slot.max(1))).min(data.len() - span);
+            fill(file.kind, &mut rng, &mut data[start..start + span]);
+            bytes += span as u64;
+        }
+        let mut inserted = vec![0u8; 100];
+        fill(file.kind, &mut rng, &mut inserted);
+        let middle = data.len() / 2;
+        data.splice(middle..middle, inserted);
+        bytes += 100;
+        let mtime = file.mtime + Duration::from_secs(86_400);
+        write_file(&path, &data, file.mode, mtime)?;
+        Ok(Edit {
+            path: file.path.clone(),
+            size: data.len() as u64,
+            places: PLACES + 1,
+            bytes,
+        })
+    }
+
+    /// Deletes 1% of the regular files (at least one) under `root`, chosen from `seed`, leaving
+    /// the big-edit file alone. Returns how many.
+    pub fn delete_some(&self, root: &Path, seed: u64) -> Result<usize> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6465_6c65_7465);
+        let big = self.big_file().map(|f| &f.path);
+        let candidates: Vec<&FileSpec> =
+            self.files.iter().filter(|f| Some(&f.path) != big).collect();
+        let count = self.files.len().div_ceil(100).min(candidates.len());
+        for index in sample(&mut rng, candidates.len(), count) {
+            let path = root.join(&candidates[index].path);
+            fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
+        }
+        Ok(count)
+    }
+}
+
 fn pick<'a>(rng: &mut ChaCha8Rng, items: &[&'a str]) -> &'a str {
     items[rng.gen_range(0..items.len())]
 }
@@ -452,6 +524,35 @@ mod tests {
             .filter(|f| fs::metadata(dir.join(&f.path)).map(|m| m.len()).ok() != Some(f.size))
             .count();
         assert_eq!(changed, 3);
+
+        let big = plan.big_file().unwrap().clone();
+        assert_eq!(big.size, *LARGE_BYTES.end());
+        let before = fs::read(dir.join(&big.path))?;
+        let edit = plan.edit_big(&dir, 3)?;
+        let after = fs::read(dir.join(&big.path))?;
+        assert_eq!((edit.size, edit.places), (before.len() as u64 + 100, 7));
+        assert_eq!(after.len() as u64, edit.size);
+        // Small edits: most of the file is where it was (before the insertion) or shifted by
+        // 100 bytes (after it).
+        let half = before.len() / 2;
+        let same_head = (0..half).filter(|&i| before[i] == after[i]).count();
+        let same_tail = (half..before.len())
+            .filter(|&i| before[i] == after[i + 100])
+            .count();
+        let changed = before.len() - same_head - same_tail;
+        assert!(
+            changed > 1000 && changed <= 6 * 1536,
+            "{changed} bytes changed"
+        );
+        let deleted = plan.delete_some(&dir, 3)?;
+        assert_eq!(deleted, 3);
+        let missing = plan
+            .files
+            .iter()
+            .filter(|f| !dir.join(&f.path).exists())
+            .count();
+        assert_eq!(missing, 3);
+        assert!(dir.join(&big.path).exists());
         fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -57,6 +57,7 @@ pub struct Sshd {
     pub home: PathBuf,
     /// The user we log in as (the current one).
     pub user: String,
+    host_key_pub: PathBuf,
     child: Child,
 }
 
@@ -224,6 +225,7 @@ impl Sshd {
                 known_hosts,
                 home,
                 user: current_user()?,
+                host_key_pub: dir.join("host_key.pub"),
                 child,
             });
         }
@@ -236,6 +238,14 @@ impl Sshd {
     /// A system ssh command line (for `--rsh` or `rsync -e`) that trusts only this server.
     pub fn ssh_command(&self) -> String {
         ssh_command(self.port, &self.client_key, &self.known_hosts)
+    }
+
+    /// A known_hosts line trusting this server's host key at `[127.0.0.1]:port`: for clients
+    /// that reach it through a [`Proxy`] listening on `port`.
+    pub fn known_hosts_line(&self, port: u16) -> Result<String, String> {
+        let key = fs::read_to_string(&self.host_key_pub)
+            .map_err(|e| format!("{}: {e}", self.host_key_pub.display()))?;
+        Ok(format!("[127.0.0.1]:{port} {}", key.trim_end()))
     }
 
     /// `user@127.0.0.1:PATH`.

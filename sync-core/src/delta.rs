@@ -128,7 +128,9 @@ pub fn parse_signature(bytes: Vec<u8>) -> Result<Signature, DeltaError> {
     Signature::deserialize(bytes).map_err(|e| DeltaError::Signature(e.to_string()))
 }
 
-/// Writes the delta that turns the signed base into `data`.
+/// Writes the delta that turns the signed base into `data` in one pass (the reference that
+/// [`diff_reader`] is checked against).
+#[cfg(test)]
 pub fn diff(signature: &Signature, data: &[u8], out: impl Write) -> Result<(), DeltaError> {
     fast_rsync::diff(&signature.index(), data, out).map_err(diff_error)
 }
@@ -735,7 +737,12 @@ mod tests {
         new.extend_from_slice(&random(777, 9));
         new.extend_from_slice(&base[1000..]);
         let mut whole = Vec::new();
-        diff(&parse_signature(signature(&base)).unwrap(), &new, &mut whole).unwrap();
+        diff(
+            &parse_signature(signature(&base)).unwrap(),
+            &new,
+            &mut whole,
+        )
+        .unwrap();
         for segment in [64 << 10, 100_003, 1 << 20, DIFF_SEGMENT] {
             let (delta, seen) = delta_by_segments(&base, &new, segment);
             assert_eq!(seen, new, "every byte seen once, in order");

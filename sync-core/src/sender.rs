@@ -7,14 +7,16 @@
 //! against the signature the receiver sent. Every index the receiver names is checked against
 //! the batch it came from, so a hostile receiver can only ever get files this side chose to list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crossbeam_channel as channel;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::delta;
 use crate::entry::{self, Entry, Kind};
@@ -25,7 +27,7 @@ use crate::protocol::{
     self, Batch, FrameReader, FrameWriter, Hello, Message, NeedKind, SessionOptions, Summary,
     DATA_CHUNK, MAX_BATCH_ENTRIES, MAX_FRAME, PROTOCOL_VERSION, RULES_CHUNK_BYTES,
 };
-use crate::walk::{self, Walker};
+use crate::walk::Walker;
 
 /// Everything the sender needs to know.
 #[derive(Debug, Clone)]
@@ -284,6 +286,8 @@ fn walk_and_send<W: Write>(
                     Sent {
                         dir: batch.dir,
                         entries: batch.entries,
+                        replied: false,
+                        deltas: HashSet::new(),
                     },
                 );
             let mut writer = shared.writer.lock().unwrap_or_else(|p| p.into_inner());
@@ -313,16 +317,29 @@ fn answer<R: Read, W: Write>(
                     shared.progress.change(change);
                 }
                 let (dir, picked) = {
-                    let batches = shared.batches.lock().unwrap_or_else(|p| p.into_inner());
-                    let sent = lookup(&batches, batch)?;
+                    let mut batches = shared.batches.lock().unwrap_or_else(|p| p.into_inner());
+                    let sent = lookup(&mut batches, batch)?;
+                    if sent.replied {
+                        return Err(Error::protocol(format!(
+                            "receiver answered batch {batch} twice"
+                        )));
+                    }
+                    sent.replied = true;
                     let mut picked = Vec::with_capacity(needs.len());
                     let mut last = None;
                     for need in needs {
                         if last.is_some_and(|l| need.index <= l) {
-                            return Err(Error::protocol("needs are not in increasing order"));
+                            return Err(Error::protocol(
+                                "needs are not in increasing order (or repeat an entry)",
+                            ));
                         }
                         last = Some(need.index);
                         picked.push((file_entry(sent, need.index)?.clone(), need));
+                    }
+                    for (_, need) in &picked {
+                        if matches!(need.kind, NeedKind::Delta { .. }) {
+                            sent.deltas.insert(need.index);
+                        }
                     }
                     (sent.dir.clone(), picked)
                 };
@@ -333,9 +350,17 @@ fn answer<R: Read, W: Write>(
             }
             Message::Retry { batch, index } => {
                 let (dir, entry) = {
-                    let batches = shared.batches.lock().unwrap_or_else(|p| p.into_inner());
-                    let sent = lookup(&batches, batch)?;
-                    (sent.dir.clone(), file_entry(sent, index)?.clone())
+                    let mut batches = shared.batches.lock().unwrap_or_else(|p| p.into_inner());
+                    let sent = lookup(&mut batches, batch)?;
+                    let entry = file_entry(sent, index)?.clone();
+                    // Only a delta result can fail its check, and the whole file fixes it.
+                    if !sent.deltas.remove(&index) {
+                        return Err(Error::protocol(format!(
+                            "receiver asked again for entry {index} of batch {batch}, which was \
+                             not sent as a delta (or was already sent again)"
+                        )));
+                    }
+                    (sent.dir.clone(), entry)
                 };
                 send_file(shared, batch, index, &dir, &entry, NeedKind::Whole)?;
                 shared.flush()?;
@@ -363,9 +388,9 @@ fn answer<R: Read, W: Write>(
     }
 }
 
-fn lookup(batches: &HashMap<u64, Sent>, id: u64) -> Result<&Sent> {
+fn lookup(batches: &mut HashMap<u64, Sent>, id: u64) -> Result<&mut Sent> {
     batches
-        .get(&id)
+        .get_mut(&id)
         .ok_or_else(|| Error::protocol(format!("receiver named unknown batch {id}")))
 }
 
@@ -400,7 +425,7 @@ fn send_file<W: Write>(
                 .map_err(|e| Error::protocol(format!("{}: {e}", path.display())))?,
         ),
     };
-    let opened = walk::open_source(&path).and_then(|f| {
+    let opened = open_beneath(&shared.root, &rel).and_then(|f| {
         let before = Version::of(&f)?;
         Ok((f, before))
     });
@@ -444,6 +469,41 @@ fn send_file<W: Write>(
         }
         Err(SendError::Session(e)) => Err(e),
     }
+}
+
+/// Opens the source file `rel` (wire bytes) for reading, beneath the source root and without
+/// following any symlink on the way: a directory swapped for a symlink after the scan cannot
+/// lead the sender out of the tree (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, or a
+/// component-by-component `O_NOFOLLOW` walk where the kernel lacks it).
+fn open_beneath(root: &OwnedFd, rel: &[u8]) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let fd = match rustix::fs::openat2(root, entry::as_path(rel), flags, Mode::empty(), resolve) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
+            let mut dir: Option<OwnedFd> = None;
+            let mut components = rel.split(|&b| b == b'/').peekable();
+            loop {
+                let name = entry::as_path(components.next().unwrap_or_default());
+                let parent = dir.as_ref().map_or(root.as_fd(), |d| d.as_fd());
+                if components.peek().is_none() {
+                    break rustix::fs::openat(parent, name, flags, Mode::empty())?;
+                }
+                let dir_flags =
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                dir = Some(rustix::fs::openat(parent, name, dir_flags, Mode::empty())?);
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no longer a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 /// What identifies one version of an open source file: a write changes its size or its mtime

@@ -1,7 +1,9 @@
 //! `azsync`: the command-line face of `sync_core`.
 
+mod azure;
 mod cli;
 mod commands;
+mod config;
 mod location;
 mod output;
 

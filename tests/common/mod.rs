@@ -10,6 +10,7 @@
 //! symlink unless it says so.
 #![allow(dead_code)]
 
+pub mod az;
 pub mod sshd;
 
 use rand::{Rng, RngCore, SeedableRng};

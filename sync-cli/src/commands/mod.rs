@@ -1,7 +1,11 @@
 //! The commands. Each takes its parsed arguments and returns the exit code.
 
 mod agent;
+mod config;
+mod push;
+mod storage;
 mod sync;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -11,5 +15,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sync(args) => sync::run(*args),
         Command::Agent(args) => agent::run(args),
+        Command::Push(args) => push::run(*args),
+        Command::Vm(args) => vm::run(*args),
+        Command::Storage(args) => storage::run(*args),
+        Command::Config(args) => config::run(args),
     }
 }

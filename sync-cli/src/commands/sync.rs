@@ -50,6 +50,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         .itemize(args.itemize_changes)
         .allow_secrets(args.allow_secrets)
         .safe_links(args.safe_links)
+        .scan_secrets(args.scan_secrets)
         .transport(transport)
         .progress(output.clone());
     let builder = args

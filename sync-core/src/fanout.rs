@@ -128,6 +128,7 @@ impl SyncBuilder {
             exclude_files: self.exclude_files.clone(),
             safe_links: self.safe_links,
             window: self.window,
+            compress: self.compress,
             transport: destination.transport,
             progress: destination.progress.or_else(|| self.progress.clone()),
             home_profile: self.home_profile,

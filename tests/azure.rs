@@ -23,7 +23,14 @@ fn vm_create_dry_run_prints_the_az_lines_and_calls_nothing() {
     let sb = Sandbox::new();
     let key = sb.key_pair();
     sb.config("default_resource_group = \"rg-test\"\ndefault_region = \"eastus\"\n");
-    let run = sb.azsync(["vm", "create", "dev1", "--dry-run", "--size", "Standard_B2s"]);
+    let run = sb.azsync([
+        "vm",
+        "create",
+        "dev1",
+        "--dry-run",
+        "--size",
+        "Standard_B2s",
+    ]);
     run.expect_ok();
     let cloud_init = sb.config_dir.join("cloud-init.yaml");
     let expected = format!(
@@ -38,7 +45,11 @@ fn vm_create_dry_run_prints_the_az_lines_and_calls_nothing() {
         cloud_init = cloud_init.display(),
     );
     assert_eq!(run.stdout(), expected, "{}", run.describe());
-    assert!(sb.calls().is_empty(), "a dry run called az: {:?}", sb.calls());
+    assert!(
+        sb.calls().is_empty(),
+        "a dry run called az: {:?}",
+        sb.calls()
+    );
     let text = std::fs::read_to_string(&cloud_init).unwrap();
     assert!(text.starts_with("#cloud-config\n") && text.contains("build-essential"));
 }
@@ -93,7 +104,11 @@ fn storage_create_dry_run_prints_the_az_lines_and_calls_nothing() {
         "{}",
         run.describe()
     );
-    assert!(sb.calls().is_empty(), "a dry run called az: {:?}", sb.calls());
+    assert!(
+        sb.calls().is_empty(),
+        "a dry run called az: {:?}",
+        sb.calls()
+    );
 }
 
 #[test]
@@ -136,24 +151,76 @@ fn storage_create_makes_a_premium_nfs_share_open_to_the_vm_subnet() {
             strings(ACCOUNT_SHOW),
             strings(&["group", "exists", "--name", "rg-test", "--output", "json"]),
             strings(&[
-                "storage", "account", "create", "--resource-group", "rg-test", "--name",
-                "azlinhome", "--location", "westus2", "--kind", "FileStorage", "--sku",
-                "Premium_ZRS", "--https-only", "false", "--allow-blob-public-access", "false",
-                "--default-action", "Deny", "--output", "json"
+                "storage",
+                "account",
+                "create",
+                "--resource-group",
+                "rg-test",
+                "--name",
+                "azlinhome",
+                "--location",
+                "westus2",
+                "--kind",
+                "FileStorage",
+                "--sku",
+                "Premium_ZRS",
+                "--https-only",
+                "false",
+                "--allow-blob-public-access",
+                "false",
+                "--default-action",
+                "Deny",
+                "--output",
+                "json"
             ]),
             strings(&[
-                "storage", "share-rm", "create", "--resource-group", "rg-test",
-                "--storage-account", "azlinhome", "--name", "home", "--enabled-protocols",
-                "NFS", "--root-squash", "RootSquash", "--quota", "100", "--output", "json"
+                "storage",
+                "share-rm",
+                "create",
+                "--resource-group",
+                "rg-test",
+                "--storage-account",
+                "azlinhome",
+                "--name",
+                "home",
+                "--enabled-protocols",
+                "NFS",
+                "--root-squash",
+                "RootSquash",
+                "--quota",
+                "100",
+                "--output",
+                "json"
             ]),
             strings(&[
-                "network", "vnet", "subnet", "update", "--resource-group", "rg-test",
-                "--vnet-name", "azlin-vnet", "--name", "azlin-subnet", "--service-endpoints",
-                "Microsoft.Storage", "--output", "json"
+                "network",
+                "vnet",
+                "subnet",
+                "update",
+                "--resource-group",
+                "rg-test",
+                "--vnet-name",
+                "azlin-vnet",
+                "--name",
+                "azlin-subnet",
+                "--service-endpoints",
+                "Microsoft.Storage",
+                "--output",
+                "json"
             ]),
             strings(&[
-                "storage", "account", "network-rule", "add", "--resource-group", "rg-test",
-                "--account-name", "azlinhome", "--subnet", subnet_id, "--output", "json"
+                "storage",
+                "account",
+                "network-rule",
+                "add",
+                "--resource-group",
+                "rg-test",
+                "--account-name",
+                "azlinhome",
+                "--subnet",
+                subnet_id,
+                "--output",
+                "json"
             ]),
         ]
     );
@@ -235,7 +302,11 @@ fn not_logged_in_says_to_run_az_login() {
         "{}",
         run.describe()
     );
-    assert_eq!(sb.calls(), vec![strings(ACCOUNT_SHOW)], "nothing after the check");
+    assert_eq!(
+        sb.calls(),
+        vec![strings(ACCOUNT_SHOW)],
+        "nothing after the check"
+    );
 }
 
 #[test]
@@ -255,11 +326,13 @@ fn a_malformed_json_answer_is_an_error_naming_the_command() {
     );
     // Valid JSON of the wrong shape too.
     let mut sb = Sandbox::new();
-    sb.logged_in().answer(&["vm", "list"], &json!({"value": []}));
+    sb.logged_in()
+        .answer(&["vm", "list"], &json!({"value": []}));
     let run = sb.azsync(["vm", "list", "-g", "rg-test"]);
     run.expect_code(1);
     assert!(
-        run.stderr().contains("printed output azsync cannot read (invalid type: map"),
+        run.stderr()
+            .contains("printed output azsync cannot read (invalid type: map"),
         "{}",
         run.describe()
     );
@@ -286,7 +359,15 @@ fn vm_list_shows_name_state_ip_and_size() {
     );
     assert_eq!(
         sb.calls()[1],
-        strings(&["vm", "list", "-d", "--resource-group", "rg-test", "--output", "json"])
+        strings(&[
+            "vm",
+            "list",
+            "-d",
+            "--resource-group",
+            "rg-test",
+            "--output",
+            "json"
+        ])
     );
 }
 
@@ -297,11 +378,17 @@ fn vm_start_stop_and_delete_send_these_arguments() {
         .answer_raw(&["vm", "start"], "")
         .answer_raw(&["vm", "deallocate"], "")
         .answer_raw(&["vm", "delete"], "");
-    sb.azsync(["vm", "start", "dev1", "-g", "rg-test"]).expect_ok();
-    sb.azsync(["vm", "stop", "dev1", "-g", "rg-test"]).expect_ok();
+    sb.azsync(["vm", "start", "dev1", "-g", "rg-test"])
+        .expect_ok();
+    sb.azsync(["vm", "stop", "dev1", "-g", "rg-test"])
+        .expect_ok();
     let refused = sb.azsync(["vm", "delete", "dev1", "-g", "rg-test"]);
     refused.expect_code(2);
-    assert!(refused.stderr().contains("add --yes"), "{}", refused.describe());
+    assert!(
+        refused.stderr().contains("add --yes"),
+        "{}",
+        refused.describe()
+    );
     sb.azsync(["vm", "delete", "dev1", "--yes", "-g", "rg-test"])
         .expect_ok();
     let g = ["--resource-group", "rg-test", "--name", "dev1"];
@@ -334,7 +421,10 @@ fn the_settings_file_is_private_keeps_comments_and_yields_to_flags() {
     let run = sb.azsync(["vm", "list", "-g", "rg-flag"]);
     run.expect_ok();
     let file = sb.config_dir.join("config.toml");
-    assert_eq!(std::fs::metadata(&sb.config_dir).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&sb.config_dir).unwrap().mode() & 0o777,
+        0o700
+    );
     assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
 
     std::fs::write(
@@ -399,10 +489,7 @@ fn vm_create_waits_for_ssh_and_cloud_init_then_pushes_the_home() {
             calls = remote_bin.join("called").display()
         ),
     );
-    let sshd = TestSshd::start_with_env(&[&format!(
-        "PATH={}:/usr/bin:/bin",
-        remote_bin.display()
-    )]);
+    let sshd = TestSshd::start_with_env(&[&format!("PATH={}:/usr/bin:/bin", remote_bin.display())]);
     let home_profile = sb.home.join(".azlin/home");
     write_home(&home_profile);
     sb.logged_in()
@@ -449,7 +536,14 @@ fn vm_create_waits_for_ssh_and_cloud_init_then_pushes_the_home() {
     assert_eq!(
         calls[2],
         strings(&[
-            "group", "create", "--name", "rg-test", "--location", "westus2", "--output", "json"
+            "group",
+            "create",
+            "--name",
+            "rg-test",
+            "--location",
+            "westus2",
+            "--output",
+            "json"
         ])
     );
     let create = &calls[3];
@@ -465,18 +559,27 @@ fn vm_create_waits_for_ssh_and_cloud_init_then_pushes_the_home() {
         ],
     ] {
         assert!(
-            create.windows(2).any(|w| w[0] == pair[0] && w[1] == pair[1]),
+            create
+                .windows(2)
+                .any(|w| w[0] == pair[0] && w[1] == pair[1]),
             "{pair:?} not in {create:?}"
         );
     }
     let stderr = run.stderr();
     for line in [
         "azsync: created VM dev1 at 127.0.0.1",
-        &format!("azsync: dev1: waiting for SSH on {}@127.0.0.1:{port}", sshd.user),
+        &format!(
+            "azsync: dev1: waiting for SSH on {}@127.0.0.1:{port}",
+            sshd.user
+        ),
         "azsync: dev1: waiting for cloud-init to install the tools",
         "azsync: dev1: cloud-init is done",
     ] {
-        assert!(stderr.contains(line), "missing {line:?}\n{}", run.describe());
+        assert!(
+            stderr.contains(line),
+            "missing {line:?}\n{}",
+            run.describe()
+        );
     }
     assert!(remote_bin.join("called").exists());
     assert_home_pushed(&home_profile, &sshd.home);
@@ -495,6 +598,11 @@ fn vm_create_waits_for_ssh_and_cloud_init_then_pushes_the_home() {
     // Each skip is named on stderr, once.
     for (path, reason) in HOME_SKIPPED {
         let line = format!("azsync: skipped {reason}: {path}\n");
-        assert_eq!(stderr.matches(&line).count(), 1, "{line:?}\n{}", run.describe());
+        assert_eq!(
+            stderr.matches(&line).count(),
+            1,
+            "{line:?}\n{}",
+            run.describe()
+        );
     }
 }

@@ -94,7 +94,9 @@ fn push_reaches_three_vms_at_once_and_one_down_fails_alone() {
     // Skips are named once on stderr, not once per VM.
     let stderr = run.stderr();
     assert_eq!(
-        stderr.matches("azsync: skipped secret: notes/aws.txt\n").count(),
+        stderr
+            .matches("azsync: skipped secret: notes/aws.txt\n")
+            .count(),
         1,
         "{}",
         run.describe()
@@ -130,7 +132,10 @@ fn push_reaches_three_vms_at_once_and_one_down_fails_alone() {
         b"ship it\n",
         b"ship it today\n",
     ]) {
-        assert_eq!(std::fs::read(s.home.join("notes/todo.txt")).unwrap(), expect);
+        assert_eq!(
+            std::fs::read(s.home.join("notes/todo.txt")).unwrap(),
+            expect
+        );
     }
     let stderr = run.stderr();
     assert!(
@@ -170,10 +175,9 @@ fn push_refuses_unknown_and_stopped_vms_by_name() {
     let summary = run.json();
     assert_eq!(summary["failed"], serde_json::json!(["vm9"]), "{summary}");
     assert!(
-        summary["vms"][1]["error"]
-            .as_str()
-            .unwrap()
-            .contains("VM vm9 is not running (VM deallocated): start it with `azsync vm start vm9`"),
+        summary["vms"][1]["error"].as_str().unwrap().contains(
+            "VM vm9 is not running (VM deallocated): start it with `azsync vm start vm9`"
+        ),
         "{summary}"
     );
     assert_home_pushed(&sb.path("profile"), &servers[0].home);
@@ -216,7 +220,8 @@ fn sync_scans_contents_for_credentials_only_with_scan_secrets() {
         ]
     );
     assert!(
-        run.stderr().contains("azsync: skipped secret: notes/aws.txt"),
+        run.stderr()
+            .contains("azsync: skipped secret: notes/aws.txt"),
         "{}",
         run.describe()
     );

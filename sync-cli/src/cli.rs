@@ -157,7 +157,11 @@ pub struct VmSshFlags {
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// VMs to push to, by name.
-    #[arg(value_name = "VM", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        value_name = "VM",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub vms: Vec<String>,
     /// Push to every running VM in the resource group.
     #[arg(long)]

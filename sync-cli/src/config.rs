@@ -27,7 +27,10 @@ pub const DEFAULT_SSH_USER: &str = "azureuser";
 
 /// Every key the file may hold, with what it means (for `config show` and errors).
 pub const KEYS: &[(&str, &str)] = &[
-    ("default_resource_group", "resource group for VMs and storage"),
+    (
+        "default_resource_group",
+        "resource group for VMs and storage",
+    ),
     ("default_region", "Azure region for new resources"),
     ("default_vm_size", "size of new VMs"),
     (
@@ -429,6 +432,9 @@ mod tests {
         let s = Settings::resolve(&Overrides::default(), &file, t.path().into()).unwrap();
         let err = s.group().unwrap_err().to_string();
         assert!(err.contains("--resource-group"), "{err}");
-        assert!(err.contains("azsync config set default_resource_group"), "{err}");
+        assert!(
+            err.contains("azsync config set default_resource_group"),
+            "{err}"
+        );
     }
 }

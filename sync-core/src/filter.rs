@@ -233,7 +233,11 @@ mod tests {
             ("proj/pkg/__pycache__", true),
             ("go/pkg/mod", true),
         ] {
-            assert_eq!(f.check(Path::new(path), is_dir), Verdict::Excluded, "{path}");
+            assert_eq!(
+                f.check(Path::new(path), is_dir),
+                Verdict::Excluded,
+                "{path}"
+            );
         }
         for (path, is_dir) in [
             (".rustup/settings.toml", false),

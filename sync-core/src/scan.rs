@@ -94,7 +94,6 @@ pub(crate) struct Found {
 /// or read, and links the walk itself drops (with `safe_links`) are left to it.
 pub(crate) fn scan_tree(root: &Path, filter: &Filter, safe_links: bool) -> Result<Found> {
     let hits = Mutex::new(Vec::new());
-    let failure = Mutex::new(None);
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let ctx = Ctx {
         root,
@@ -105,10 +104,7 @@ pub(crate) fn scan_tree(root: &Path, filter: &Filter, safe_links: bool) -> Resul
     };
     // The root must be listable; a subdirectory that is not is the walk's to report.
     fs::read_dir(root).map_err(|e| Error::io(root, e))?;
-    rayon::scope(|s| visit(s, &ctx, Vec::new(), &failure));
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
+    rayon::scope(|s| visit(s, &ctx, Vec::new()));
     let mut hits = hits.into_inner().unwrap_or_else(|p| p.into_inner());
     hits.sort_by(|a, b| a.0.cmp(&b.0));
     hits.dedup_by(|a, b| a.0 == b.0);
@@ -138,12 +134,7 @@ impl Ctx<'_> {
     }
 }
 
-fn visit<'s>(
-    s: &rayon::Scope<'s>,
-    ctx: &'s Ctx<'s>,
-    dir_rel: Vec<u8>,
-    failure: &'s Mutex<Option<Error>>,
-) {
+fn visit<'s>(s: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, dir_rel: Vec<u8>) {
     let dir = if dir_rel.is_empty() {
         ctx.root.to_path_buf()
     } else {
@@ -164,7 +155,7 @@ fn visit<'s>(
         }
         let path = dir.join(&name);
         if ft.is_dir() {
-            s.spawn(move |s| visit(s, ctx, rel, failure));
+            s.spawn(move |s| visit(s, ctx, rel));
         } else if ft.is_file() {
             if let Ok(true) = file_has_credential(&path, &mut buf) {
                 ctx.hit(rel, SkipReason::Secret);
@@ -321,13 +312,19 @@ mod tests {
         assert!(link_into_credentials(b"", b".ssh"));
         assert!(link_into_credentials(b"bin", b"../.aws/credentials"));
         assert!(link_into_credentials(b"a/b", b"../../.config/gcloud"));
-        assert!(link_into_credentials(b"", b"/home/me/.azure/msal_token_cache.json"));
+        assert!(link_into_credentials(
+            b"",
+            b"/home/me/.azure/msal_token_cache.json"
+        ));
         assert!(link_into_credentials(b"", b"/root/.ssh"));
         assert!(!link_into_credentials(b"", b".sshrc"));
         assert!(!link_into_credentials(b"", b".config/git"));
         assert!(!link_into_credentials(b"", b"/etc/ssh/ssh_config"));
         assert!(!link_into_credentials(b"a", b"../notes/.ssh-tips"));
-        assert!(!link_into_credentials(b"", b"../.ssh/id_rsa"), "outside the tree");
+        assert!(
+            !link_into_credentials(b"", b"../.ssh/id_rsa"),
+            "outside the tree"
+        );
     }
 
     #[test]
@@ -381,7 +378,11 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----",
         )
         .unwrap();
-        fs::write(root.join(".ssh/id_ed25519"), "-----BEGIN OPENSSH PRIVATE KEY-----").unwrap();
+        fs::write(
+            root.join(".ssh/id_ed25519"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+        )
+        .unwrap();
         symlink("../.ssh/id_ed25519", root.join("bin/key")).unwrap();
         symlink("../notes/plain.txt", root.join("bin/ok")).unwrap();
 

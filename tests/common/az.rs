@@ -71,11 +71,7 @@ impl Sandbox {
         std::fs::create_dir_all(&home).unwrap();
         std::fs::create_dir_all(&bin).unwrap();
         let az = bin.join("az");
-        std::fs::write(
-            &az,
-            format!("#!{}\n{SCRIPT}", python3().display()),
-        )
-        .unwrap();
+        std::fs::write(&az, format!("#!{}\n{SCRIPT}", python3().display())).unwrap();
         std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
         let sandbox = Sandbox {
             config_dir: tmp.path().join("config"),
@@ -286,7 +282,10 @@ pub fn write_home(root: &Path) {
         (".bashrc", "export EDITOR=vim\n"),
         (".ssh/config", "Host *\n  ServerAliveInterval 30\n"),
         (".ssh/id_ed25519.pub", "ssh-ed25519 AAAA me@laptop\n"),
-        (".ssh/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n"),
+        (
+            ".ssh/id_ed25519",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n",
+        ),
         (".aws/credentials", "[default]\naws_access_key_id = x\n"),
         ("notes/aws.txt", "prod key: AKIAIOSFODNN7EXAMPLE\n"),
         (
@@ -299,7 +298,10 @@ pub fn write_home(root: &Path) {
         (".cargo/config.toml", "[build]\n"),
         (".cargo/registry/index/crate", "index"),
         (".cache/pip/wheel.whl", "zip"),
-        ("projects/app/node_modules/left-pad/index.js", "module.exports = 1\n"),
+        (
+            "projects/app/node_modules/left-pad/index.js",
+            "module.exports = 1\n",
+        ),
         (".npm/_cacache/x", "x"),
         ("projects/app/.venv/bin/python", "py"),
         ("build.log", "log\n"),
@@ -324,9 +326,16 @@ pub fn assert_home_pushed(src: &Path, dest: &Path) {
         let dm = std::fs::symlink_metadata(&d)
             .unwrap_or_else(|e| panic!("{rel} did not arrive in {}: {e}", dest.display()));
         if sm.file_type().is_symlink() {
-            assert_eq!(std::fs::read_link(&s).unwrap(), std::fs::read_link(&d).unwrap());
+            assert_eq!(
+                std::fs::read_link(&s).unwrap(),
+                std::fs::read_link(&d).unwrap()
+            );
         } else {
-            assert_eq!(std::fs::read(&s).unwrap(), std::fs::read(&d).unwrap(), "{rel}");
+            assert_eq!(
+                std::fs::read(&s).unwrap(),
+                std::fs::read(&d).unwrap(),
+                "{rel}"
+            );
             assert!(dm.is_file());
         }
     }

@@ -164,17 +164,15 @@ impl Az {
             return Ok(None);
         }
         self.ensure_logged_in()?;
-        self.run_raw(args)
-            .map(Some)
-            .map_err(|(e, line)| match e {
-                RawError::Missing => AzError::Missing,
-                RawError::Spawn(error) => AzError::Spawn { line, error },
-                RawError::Failed { status, stderr } => AzError::Failed {
-                    line,
-                    status,
-                    stderr,
-                },
-            })
+        self.run_raw(args).map(Some).map_err(|(e, line)| match e {
+            RawError::Missing => AzError::Missing,
+            RawError::Spawn(error) => AzError::Spawn { line, error },
+            RawError::Failed { status, stderr } => AzError::Failed {
+                line,
+                status,
+                stderr,
+            },
+        })
     }
 
     /// Checks once per process that az is installed and logged in; returns the account the
@@ -247,7 +245,14 @@ mod tests {
 
     #[test]
     fn lines_are_shell_quoted_and_ask_for_json() {
-        let line = Az::line(&["vm", "create", "--name", "my vm", "--custom-data", "/tmp/a'b"]);
+        let line = Az::line(&[
+            "vm",
+            "create",
+            "--name",
+            "my vm",
+            "--custom-data",
+            "/tmp/a'b",
+        ]);
         assert_eq!(
             line,
             "az vm create --name 'my vm' --custom-data '/tmp/a'\\''b' --output json"
@@ -272,7 +277,10 @@ mod tests {
     fn malformed_json_names_the_command_and_quotes_the_output() {
         let err = parse::<Vec<Vm>>("az vm list -d", b"WARNING: something\n[{").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("`az vm list -d` printed output azsync cannot read ("), "{msg}");
+        assert!(
+            msg.starts_with("`az vm list -d` printed output azsync cannot read ("),
+            "{msg}"
+        );
         assert!(msg.contains("WARNING: something"), "{msg}");
         // The right JSON of the wrong shape is refused too.
         let err = parse::<Account>("az account show", b"[]").unwrap_err();
@@ -295,6 +303,8 @@ mod tests {
             stderr: "ERROR: Please run 'az login' to setup account.\n".into(),
         };
         assert!(err.to_string().contains("run `az login`"), "{err}");
-        assert!(AzError::Missing.to_string().contains("https://aka.ms/installazurecli"));
+        assert!(AzError::Missing
+            .to_string()
+            .contains("https://aka.ms/installazurecli"));
     }
 }

@@ -215,12 +215,11 @@ mod tests {
 
     #[test]
     fn a_bad_port_tag_names_the_vm() {
-        let vm: Vm = parse(
-            "x",
-            br#"{"name": "v", "tags": {"azsync-ssh-port": "ssh"}}"#,
-        )
-        .unwrap();
+        let vm: Vm = parse("x", br#"{"name": "v", "tags": {"azsync-ssh-port": "ssh"}}"#).unwrap();
         let err = vm.ssh_port_tag().unwrap_err().to_string();
-        assert!(err.contains("VM v") && err.contains("azsync-ssh-port"), "{err}");
+        assert!(
+            err.contains("VM v") && err.contains("azsync-ssh-port"),
+            "{err}"
+        );
     }
 }

@@ -77,9 +77,19 @@ mod tests {
         for good in ["abc", "azlinhome01", "a23456789012345678901234"] {
             assert!(check_storage_account(good).is_ok(), "{good}");
         }
-        for bad in ["ab", "Azlin", "azlin-home", "azlin.home", "a234567890123456789012345", ""] {
+        for bad in [
+            "ab",
+            "Azlin",
+            "azlin-home",
+            "azlin.home",
+            "a234567890123456789012345",
+            "",
+        ] {
             let err = check_storage_account(bad).unwrap_err();
-            assert!(err.contains("3 to 24 lowercase letters and digits"), "{err}");
+            assert!(
+                err.contains("3 to 24 lowercase letters and digits"),
+                "{err}"
+            );
         }
     }
 

@@ -218,12 +218,18 @@ mod tests {
 
     #[test]
     fn cloud_init_answers() {
-        assert_eq!(parse_cloud_init(Some(0), "status: done\n", ""), CloudInit::Done);
+        assert_eq!(
+            parse_cloud_init(Some(0), "status: done\n", ""),
+            CloudInit::Done
+        );
         assert_eq!(
             parse_cloud_init(Some(0), "\nstatus: running\n", ""),
             CloudInit::Running
         );
-        assert_eq!(parse_cloud_init(Some(2), "status: done\n", ""), CloudInit::Degraded);
+        assert_eq!(
+            parse_cloud_init(Some(2), "status: done\n", ""),
+            CloudInit::Degraded
+        );
         assert_eq!(
             parse_cloud_init(Some(0), "status: degraded done\n", ""),
             CloudInit::Degraded
@@ -232,7 +238,10 @@ mod tests {
             parse_cloud_init(Some(1), "status: error\n", ""),
             CloudInit::Error("status: error".into())
         );
-        assert_eq!(parse_cloud_init(Some(127), "", "not found"), CloudInit::Absent);
+        assert_eq!(
+            parse_cloud_init(Some(127), "", "not found"),
+            CloudInit::Absent
+        );
     }
 
     #[test]

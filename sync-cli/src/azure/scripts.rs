@@ -221,7 +221,11 @@ mod tests {
         );
         for _ in 0..3 {
             let out = Command::new("sh").args(["-c", &add]).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let text = std::fs::read_to_string(&fstab).unwrap();
         assert_eq!(
@@ -239,7 +243,11 @@ mod tests {
             pick(&unmount, "if awk", "\nfi")
         );
         let out = Command::new("sh").args(["-c", &remove]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(
             std::fs::read_to_string(&fstab).unwrap(),
             "UUID=1 / ext4 defaults 0 1\n"

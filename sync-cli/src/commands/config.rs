@@ -13,10 +13,16 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             let s = Settings::load(&Overrides::default())?;
             let port = s.ssh_port_file.unwrap_or(22).to_string();
             for (key, value) in [
-                ("default_resource_group", s.resource_group.as_deref().unwrap_or("")),
+                (
+                    "default_resource_group",
+                    s.resource_group.as_deref().unwrap_or(""),
+                ),
                 ("default_region", s.region.as_str()),
                 ("default_vm_size", s.vm_size.as_str()),
-                ("default_nfs_storage", s.nfs_storage.as_deref().unwrap_or("")),
+                (
+                    "default_nfs_storage",
+                    s.nfs_storage.as_deref().unwrap_or(""),
+                ),
                 ("ssh_key", &s.ssh_key.to_string_lossy()),
                 ("ssh_user", s.ssh_user.as_str()),
                 ("ssh_port", port.as_str()),

@@ -320,16 +320,34 @@ mod tests {
 
     #[test]
     fn named_vms_must_exist_and_all_means_the_running_ones() {
-        let vms = vec![vm("a", "VM running"), vm("b", "VM deallocated"), vm("c", "VM running")];
+        let vms = vec![
+            vm("a", "VM running"),
+            vm("b", "VM deallocated"),
+            vm("c", "VM running"),
+        ];
         let names = |v: Vec<Vm>| v.into_iter().map(|v| v.name).collect::<Vec<_>>();
-        assert_eq!(names(choose(vms.clone(), &[], true, "rg").unwrap()), ["a", "c"]);
         assert_eq!(
-            names(choose(vms.clone(), &["c".into(), "b".into(), "c".into()], false, "rg").unwrap()),
+            names(choose(vms.clone(), &[], true, "rg").unwrap()),
+            ["a", "c"]
+        );
+        assert_eq!(
+            names(
+                choose(
+                    vms.clone(),
+                    &["c".into(), "b".into(), "c".into()],
+                    false,
+                    "rg"
+                )
+                .unwrap()
+            ),
             ["c", "b"]
         );
         let err = choose(vms, &["a".into(), "x".into(), "y".into()], false, "rg")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("no VM named x, y in resource group rg"), "{err}");
+        assert!(
+            err.contains("no VM named x, y in resource group rg"),
+            "{err}"
+        );
     }
 }

@@ -108,15 +108,24 @@ pub fn run(args: StorageArgs) -> anyhow::Result<ExitCode> {
                 let rules = acct.network_rule_set.as_ref();
                 for (key, value) in [
                     ("account", acct.name.clone()),
-                    ("region", acct.location.clone().unwrap_or_else(|| "-".into())),
-                    ("sku", acct.sku.map(|s| s.name).unwrap_or_else(|| "-".into())),
+                    (
+                        "region",
+                        acct.location.clone().unwrap_or_else(|| "-".into()),
+                    ),
+                    (
+                        "sku",
+                        acct.sku.map(|s| s.name).unwrap_or_else(|| "-".into()),
+                    ),
                     ("share", sh.name.clone()),
                     (
                         "quota",
                         sh.share_quota
                             .map_or_else(|| "-".into(), |q| format!("{q} GiB")),
                     ),
-                    ("protocols", sh.enabled_protocols.unwrap_or_else(|| "-".into())),
+                    (
+                        "protocols",
+                        sh.enabled_protocols.unwrap_or_else(|| "-".into()),
+                    ),
                     ("root squash", sh.root_squash.unwrap_or_else(|| "-".into())),
                     (
                         "network",
@@ -145,16 +154,24 @@ pub fn run(args: StorageArgs) -> anyhow::Result<ExitCode> {
         }
         StorageCommand::Mount { vm, share, .. } => {
             let source = scripts::nfs_source(&account, &share.share);
-            on_vm(&settings, &az, &vm, |session| {
-                mount_home(session, &vm, &account, &share.share, &settings.ssh_user)
-            }, &scripts::mount_script(&source, &settings.ssh_user))
+            on_vm(
+                &settings,
+                &az,
+                &vm,
+                |session| mount_home(session, &vm, &account, &share.share, &settings.ssh_user),
+                &scripts::mount_script(&source, &settings.ssh_user),
+            )
         }
         StorageCommand::Unmount { vm, share, .. } => {
             let source = scripts::nfs_source(&account, &share.share);
             let script = scripts::unmount_script(&source, &settings.ssh_user);
-            on_vm(&settings, &az, &vm, |session| {
-                run_root_script(session, &vm, &script)
-            }, &script)
+            on_vm(
+                &settings,
+                &az,
+                &vm,
+                |session| run_root_script(session, &vm, &script),
+                &script,
+            )
         }
         StorageCommand::Delete { yes, .. } => {
             if !yes {
@@ -234,28 +251,29 @@ fn create(settings: &Settings, az: &Az, args: &StorageCreateArgs) -> anyhow::Res
         "--quota",
         &quota,
     ])?;
-    let subnet: Option<Subnet> = az.call(&[
-        "network",
-        "vnet",
-        "subnet",
-        "update",
-        "--resource-group",
-        group,
-        "--vnet-name",
-        &args.vnet,
-        "--name",
-        &args.subnet,
-        "--service-endpoints",
-        "Microsoft.Storage",
-    ])
-    .map_err(|e| {
-        let hint = if args.vnet == VNET && args.subnet == SUBNET {
-            " (the VNet is made by the first `azsync vm create` in the resource group)"
-        } else {
-            ""
-        };
-        anyhow::anyhow!("{e}{hint}")
-    })?;
+    let subnet: Option<Subnet> = az
+        .call(&[
+            "network",
+            "vnet",
+            "subnet",
+            "update",
+            "--resource-group",
+            group,
+            "--vnet-name",
+            &args.vnet,
+            "--name",
+            &args.subnet,
+            "--service-endpoints",
+            "Microsoft.Storage",
+        ])
+        .map_err(|e| {
+            let hint = if args.vnet == VNET && args.subnet == SUBNET {
+                " (the VNet is made by the first `azsync vm create` in the resource group)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("{e}{hint}")
+        })?;
     // The subnet's id is only known once az answers; a dry run names it.
     let subnet_id = match &subnet {
         Some(s) => s.id.clone(),

@@ -37,7 +37,8 @@ pub fn run(args: VmArgs) -> anyhow::Result<ExitCode> {
         VmCommand::Create(c) => create_vm(&settings, &az, &c),
         VmCommand::List { json } => {
             let group = settings.group()?;
-            let Some(vms) = az.call::<Vec<Vm>, _>(&["vm", "list", "-d", "--resource-group", group])?
+            let Some(vms) =
+                az.call::<Vec<Vm>, _>(&["vm", "list", "-d", "--resource-group", group])?
             else {
                 return Ok(ExitCode::SUCCESS);
             };
@@ -237,7 +238,10 @@ fn create_vm(settings: &Settings, az: &Az, args: &VmCreateArgs) -> anyhow::Resul
     .chain([cloud_init.into_os_string()])
     .collect();
     if !az.is_dry_run() {
-        eprintln!("azsync: creating VM {name} in {group} ({})", settings.region);
+        eprintln!(
+            "azsync: creating VM {name} in {group} ({})",
+            settings.region
+        );
     }
     let Some(created) = az.call::<VmCreated, _>(&create)? else {
         let then = match &args.nfs {
@@ -245,9 +249,7 @@ fn create_vm(settings: &Settings, az: &Az, args: &VmCreateArgs) -> anyhow::Resul
             None if args.no_push => "stop".to_string(),
             None => format!("push {}", settings.home_dir.display()),
         };
-        eprintln!(
-            "azsync: dry run: then wait for SSH and cloud-init on the new VM, and {then}"
-        );
+        eprintln!("azsync: dry run: then wait for SSH and cloud-init on the new VM, and {then}");
         return Ok(ExitCode::SUCCESS);
     };
     let ip = created.public_ip_address.trim();
@@ -262,8 +264,12 @@ fn create_vm(settings: &Settings, az: &Az, args: &VmCreateArgs) -> anyhow::Resul
         port: reach::ssh_port(settings, None)?,
     };
     let options = reach::ssh_options(settings);
-    let session =
-        reach::wait_for_ssh(&name, &target, &options, Duration::from_secs(args.ssh_timeout))?;
+    let session = reach::wait_for_ssh(
+        &name,
+        &target,
+        &options,
+        Duration::from_secs(args.ssh_timeout),
+    )?;
     reach::wait_for_cloud_init(
         &name,
         &session,

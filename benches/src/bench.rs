@@ -469,7 +469,10 @@ fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
             Mode::Local,
         ),
     };
-    tools.push(Tool::cp(cp_path));
+    // The floor of a first sync on this disk; on a WAN the link is the floor instead.
+    if !matches!(mode, Mode::Wan { .. }) {
+        tools.push(Tool::cp(cp_path));
+    }
 
     let src = work.join("src");
     eprintln!(

@@ -30,7 +30,7 @@
 //!   each way, bandwidth cap), measures the link it makes, and turns compression on (azsync
 //!   `--compress` when `azsync sync --help` lists it, rsync `-z`);
 //! - runs each scenario `--runs` times per tool, alternating the tools: first sync (plus `cp
-//!   -a` of the same tree), no-op, `--checksum` no-op, 1% of files changed, one 20 MiB file
+//!   -a` of the same tree, except on the WAN), no-op, `--checksum` no-op, 1% of files changed, one 20 MiB file
 //!   edited in a few places, 1% of files deleted with `--delete`. Every run but a first sync
 //!   starts from a fresh `cp -a` copy of the source as it was before the scenario's change;
 //! - times every run by its own clock and GNU time's `ru_maxrss` (the local side; the remote

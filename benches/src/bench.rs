@@ -503,7 +503,7 @@ fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
         })
         .collect();
     let (cpus, cpu_model, mem_total, kernel) = report::machine();
-    let setup = Setup {
+    let mut setup = Setup {
         cpus,
         cpu_model,
         mem_total,
@@ -523,6 +523,7 @@ fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
         mode,
         commands,
         notes,
+        load: (report::load_average(), String::new()),
     };
 
     let bench = Bench {
@@ -625,6 +626,7 @@ fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
     drop(bench.proxy);
     drop(sshd);
 
+    setup.load.1 = report::load_average();
     let md = report::markdown(&setup, &scenarios);
     println!("{md}");
     if let Some(path) = &opts.out {

@@ -38,6 +38,16 @@ pub struct Setup {
     pub commands: Vec<(String, String)>,
     /// Anything else a reader must know (e.g. a flag this build lacks), one line each.
     pub notes: Vec<String>,
+    /// `/proc/loadavg`'s 1-, 5- and 15-minute load before the scenarios and after them: other
+    /// work on the machine shows up here.
+    pub load: (String, String),
+}
+
+/// The 1-, 5- and 15-minute load averages, from `/proc/loadavg`.
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_string())
 }
 
 /// Where the destination is.
@@ -373,6 +383,12 @@ pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
         s.azsync_version, s.rsync_version, s.openssh_version
     );
     let _ = writeln!(md, "- date: {}", s.date);
+    let _ = writeln!(
+        md,
+        "- load average (1, 5, 15 min): {} before the scenarios, {} after (on {} CPUs; anything \
+         near or above the CPU count means other work shared the machine)",
+        s.load.0, s.load.1, s.cpus
+    );
     let _ = writeln!(
         md,
         "- tree: {} files, {} bytes ({:.1} MiB), plus {} directories and {} symlinks; seed {}; \
@@ -731,6 +747,7 @@ mod tests {
             mode,
             commands: vec![("azsync".into(), "a".into()), ("rsync".into(), "r".into())],
             notes: vec!["a note".into()],
+            load: ("0.10 0.20 0.30".into(), "1.00 1.10 1.20".into()),
         }
     }
 
@@ -812,6 +829,10 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("- note: a note"), "{md}");
+        assert!(
+            md.contains("0.10 0.20 0.30 before the scenarios, 1.00 1.10 1.20 after"),
+            "{md}"
+        );
         assert!(
             md.contains("azsync failed, failed; rsync 0.400, 0.400"),
             "{md}"

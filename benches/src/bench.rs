@@ -378,6 +378,8 @@ fn ssh_tools(
 
 /// The whole benchmark; `Ok(false)` if a run failed or a destination differed from the source.
 fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
+    // Before the harness's own work (the tree) raises it.
+    let load_before = report::load_average();
     let rsync_path = run::which("rsync")
         .context("rsync not found on PATH: install rsync: apt-get install rsync")?;
     let cp_path = run::which("cp").context("cp not found on PATH")?;
@@ -523,7 +525,7 @@ fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
         mode,
         commands,
         notes,
-        load: (report::load_average(), String::new()),
+        load: (load_before, String::new()),
     };
 
     let bench = Bench {

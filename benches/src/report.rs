@@ -385,7 +385,7 @@ pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
     let _ = writeln!(md, "- date: {}", s.date);
     let _ = writeln!(
         md,
-        "- load average (1, 5, 15 min): {} before the scenarios, {} after (on {} CPUs; anything \
+        "- load average (1, 5, 15 min): {} before the benchmark, {} after it (on {} CPUs; anything \
          near or above the CPU count means other work shared the machine)",
         s.load.0, s.load.1, s.cpus
     );
@@ -830,7 +830,7 @@ mod tests {
         );
         assert!(md.contains("- note: a note"), "{md}");
         assert!(
-            md.contains("0.10 0.20 0.30 before the scenarios, 1.00 1.10 1.20 after"),
+            md.contains("0.10 0.20 0.30 before the benchmark, 1.00 1.10 1.20 after it"),
             "{md}"
         );
         assert!(

@@ -606,3 +606,83 @@ fn vm_create_waits_for_ssh_and_cloud_init_then_pushes_the_home() {
         );
     }
 }
+
+/// `storage mount` finds the VM through az, logs in, and feeds the mount script to
+/// `sudo -n sh -s` on stdin (a stub sudo records it: the real one would change this machine's
+/// /etc/fstab). `--dry-run` prints the az line and the script instead.
+#[test]
+fn storage_mount_sends_the_mount_script_to_root_over_ssh() {
+    let mut sb = Sandbox::new();
+    let remote_bin = sb.path("remote-bin");
+    std::fs::create_dir_all(&remote_bin).unwrap();
+    let got = sb.path("script.sh");
+    write_script(
+        &remote_bin.join("sudo"),
+        &format!(
+            "[ \"$*\" = '-n sh -s' ] || {{ echo \"unexpected sudo $*\" >&2; exit 64; }}\n\
+             cat > {got}\necho 'azsync: /home/x is mounted'\n",
+            got = got.display()
+        ),
+    );
+    let sshd = TestSshd::start_with_env(&[&format!("PATH={}:/usr/bin:/bin", remote_bin.display())]);
+    let vm = vm_list(&[("dev1", sshd.port)])[0].clone();
+    sb.logged_in().answer(&["vm", "show", "-d"], &vm);
+    let key = sshd.client_key.display().to_string();
+    let args = [
+        "storage",
+        "mount",
+        "azlinhome",
+        "--vm",
+        "dev1",
+        "-g",
+        "rg-test",
+        "--ssh-user",
+        &sshd.user,
+        "--ssh-key",
+        &key,
+    ];
+    let run = sb.azsync(args);
+    run.expect_ok();
+    assert_eq!(
+        sb.calls()[1],
+        strings(&[
+            "vm",
+            "show",
+            "-d",
+            "--resource-group",
+            "rg-test",
+            "--name",
+            "dev1",
+            "--output",
+            "json"
+        ])
+    );
+    let script = std::fs::read_to_string(&got).unwrap();
+    assert!(script.starts_with("set -eu\nsrc=azlinhome.file.core.windows.net:/azlinhome/home\n"));
+    assert!(
+        script.contains(&format!("home=/home/{}\n", sshd.user)),
+        "{script}"
+    );
+    assert!(script.contains(r#"mount -t nfs -o "$opts" "$src" "$home""#));
+    assert!(
+        run.stderr().contains("dev1: azsync: /home/x is mounted"),
+        "{}",
+        run.describe()
+    );
+
+    // A dry run calls nothing and shows what would run where.
+    let calls = sb.calls().len();
+    let mut dry: Vec<&str> = args.to_vec();
+    dry.push("--dry-run");
+    let run = sb.azsync(dry);
+    run.expect_ok();
+    assert_eq!(sb.calls().len(), calls);
+    let out = run.stdout();
+    assert!(
+        out.starts_with(
+            "az vm show -d --resource-group rg-test --name dev1 --output json\n\
+             # then, on dev1 over SSH, as root (sudo -n sh -s):\nset -eu\n"
+        ),
+        "{out}"
+    );
+}

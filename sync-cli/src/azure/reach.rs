@@ -10,11 +10,15 @@ use sync_core::ssh::{HostKeyPolicy, SshOptions, SshSession, SshTarget};
 use super::model::Vm;
 use crate::config::Settings;
 
-/// How to log in to the VMs: the configured key, known_hosts in the user's home, new host keys
-/// recorded (a new VM has a new key), changed ones refused.
+/// How to log in to the VMs: the configured key (when it exists; else ssh-agent and the usual
+/// `~/.ssh/id_*` keys, as OpenSSH would), known_hosts in the user's home, new host keys recorded
+/// (a new VM has a new key), changed ones refused.
 pub fn ssh_options(settings: &Settings) -> SshOptions {
     SshOptions {
-        keys: vec![settings.ssh_key.clone()],
+        keys: Some(settings.ssh_key.clone())
+            .filter(|k| k.is_file())
+            .into_iter()
+            .collect(),
         policy: HostKeyPolicy::AcceptNew,
         ..SshOptions::default()
     }

@@ -101,10 +101,9 @@ pub const HOME_PROFILE_RULES: &[&str] = &[
     "/.gradle/caches/",
     "/.m2/repository/",
     "/.nuget/packages/",
-    // Local state that belongs to this machine.
+    // Local state that belongs to this machine, or to the VM.
     "/.local/share/Trash/",
     "/.vscode-server/",
-    "/.azsync-tmp*",
 ];
 
 /// Why a path is not synced.

@@ -130,7 +130,8 @@ pub struct AzureFlags {
     /// Azure region for new resources (setting `default_region`).
     #[arg(long, global = true, value_name = "REGION")]
     pub region: Option<String>,
-    /// Print each az command line instead of running it; run nothing.
+    /// Change nothing: `vm` and `storage` print each az command line instead of running it
+    /// (none runs); `push` changes nothing on the VMs and says what it would.
     #[arg(long, short = 'n', global = true)]
     pub dry_run: bool,
     #[command(flatten)]

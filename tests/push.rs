@@ -182,6 +182,23 @@ fn push_refuses_unknown_and_stopped_vms_by_name() {
     );
     assert_home_pushed(&sb.path("profile"), &servers[0].home);
 
+    // --dry-run says what would change and changes nothing.
+    write_file(
+        &sb.path("profile/notes/todo.txt"),
+        b"changed\n",
+        0o644,
+        at(1_800_000_000, 7),
+    );
+    let run = sb.azsync(push_args(&sb, &servers, &["vm1", "--dry-run"]));
+    run.expect_ok();
+    let report = &run.json()["vms"][0]["report"];
+    assert_eq!(report["dry_run"], true, "{report}");
+    assert_eq!(num(report, "files_transferred"), 1, "{report}");
+    assert_eq!(
+        std::fs::read(servers[0].home.join("notes/todo.txt")).unwrap(),
+        b"ship it\n"
+    );
+
     // No VM named and no --all is a usage error.
     let run = sb.azsync(["push", "-g", "rg-test"]);
     run.expect_code(2);

@@ -337,6 +337,7 @@ mod tests {
             b"#hash",
             b"back\\slash",
             b"bad\xffbyte",
+            b"br{a,b}ce",
         ];
         let t = tempfile::tempdir().unwrap();
         for name in names {

@@ -386,3 +386,190 @@ fn a_version_mismatch_names_both_versions() {
         "{err}"
     );
 }
+
+fn dir_entry(name: &[u8]) -> Entry {
+    Entry {
+        kind: Kind::Dir,
+        mode: 0o755,
+        ..file(name, 0)
+    }
+}
+
+/// The race forced: the receiver has started writing `d/f` (its temp file is open in `d`) when
+/// `d` is swapped for a symlink to a directory outside. The rest of the file still lands in the
+/// directory the receiver opened (now renamed), never through the link.
+#[test]
+fn a_directory_swapped_for_a_symlink_mid_file_is_never_written_through() {
+    let s = scene();
+    let mut peer = connect(&s.dest, SessionOptions::default());
+    peer.send(batch(0, b"", vec![dir_entry(b"d"), dir_entry(b"e")]));
+    needs_of(&mut peer, 0);
+    peer.send(batch(1, b"d", vec![file(b"victim", 10)]));
+    assert_eq!(needs_of(&mut peer, 1)[0].kind, NeedKind::Whole);
+    peer.send(Message::FileChunk {
+        batch: 1,
+        index: 0,
+        data: b"hello".to_vec(),
+    });
+    // The reply to a later batch proves the chunk was taken (frames are handled in order).
+    peer.send(batch(2, b"e", Vec::new()));
+    needs_of(&mut peer, 2);
+    std::fs::rename(s.dest.join("d"), s.dest.join("d-moved")).unwrap();
+    std::os::unix::fs::symlink(&s.outside, s.dest.join("d")).unwrap();
+    peer.send(Message::FileChunk {
+        batch: 1,
+        index: 0,
+        data: b"world".to_vec(),
+    });
+    peer.send(Message::FileEnd {
+        batch: 1,
+        index: 0,
+        size: 10,
+        hash: *blake3::hash(b"helloworld").as_bytes(),
+    });
+    peer.send(Message::EndOfTree);
+    let (result, _) = peer.end();
+    result.unwrap();
+    s.assert_outside_untouched();
+    assert_eq!(
+        std::fs::read(s.dest.join("d-moved/victim")).unwrap(),
+        b"helloworld"
+    );
+}
+
+/// The race forced the other way: `d` is swapped for a symlink after the receiver created it
+/// and before its listing arrives. The receiver does not enter it: a per-path error, and data
+/// sent for it anyway is refused.
+#[test]
+fn a_directory_swapped_for_a_symlink_before_its_listing_is_not_entered() {
+    let s = scene();
+    let mut peer = connect(&s.dest, SessionOptions::default());
+    peer.send(batch(0, b"", vec![dir_entry(b"d")]));
+    needs_of(&mut peer, 0);
+    std::fs::remove_dir(s.dest.join("d")).unwrap();
+    std::os::unix::fs::symlink(&s.outside, s.dest.join("d")).unwrap();
+    peer.send(batch(1, b"d", vec![file(b"victim", 4)]));
+    let needs = needs_of(&mut peer, 1);
+    assert!(needs.is_empty(), "{needs:?}");
+    peer.send(Message::FileChunk {
+        batch: 1,
+        index: 0,
+        data: b"evil".to_vec(),
+    });
+    let (result, said) = peer.end();
+    // The batch settled at once (nothing needed), so its id is already forgotten.
+    let text = fatal_text(&result, &said);
+    assert!(text.contains("data for unknown batch 1"), "{text}");
+    s.assert_outside_untouched();
+    assert!(std::fs::symlink_metadata(s.dest.join("d"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+#[test]
+fn the_same_directory_listed_twice_is_a_protocol_error() {
+    let s = scene();
+    let mut peer = connect(&s.dest, SessionOptions::default());
+    peer.send(batch(0, b"", vec![file(b"a", 1)]));
+    peer.send(batch(1, b"", vec![file(b"a", 1)]));
+    let (result, said) = peer.end();
+    assert!(fatal_text(&result, &said).contains("out of order"));
+    s.assert_outside_untouched();
+
+    // A file, then a listing "inside" it: nothing to enter, nothing written.
+    let s = scene();
+    let mut peer = connect(&s.dest, SessionOptions::default());
+    peer.send(batch(0, b"", vec![link(b"a", b"x")]));
+    needs_of(&mut peer, 0);
+    peer.send(batch(1, b"a", vec![file(b"f", 1)]));
+    assert!(needs_of(&mut peer, 1).is_empty());
+    peer.send(Message::EndOfTree);
+    let (result, said) = peer.end();
+    result.unwrap();
+    let Some(Message::Summary(summary)) = said.last() else {
+        panic!("no summary: {said:?}")
+    };
+    assert!(
+        summary.errors[0].message.contains("cannot open directory"),
+        "{summary:?}"
+    );
+    assert_eq!(listing(&s.dest), [s.dest.join("a").display().to_string()]);
+}
+
+/// Deltas whose counts lie: a zero-length copy, a literal longer than what follows, a result
+/// size of 2^64 - 1. Each fails the file's check (and a retry is asked); the old copy stays.
+#[test]
+fn deltas_with_absurd_counts_are_refused_and_the_old_file_kept() {
+    let magic = 0x7273_0236u32.to_be_bytes();
+    let cases: Vec<(&str, Vec<u8>, u64)> = vec![
+        (
+            "zero-length copy",
+            [&magic[..], &[0x45, 0, 0, 0]].concat(),
+            10,
+        ),
+        (
+            "literal of 2^64 - 1 bytes",
+            [&magic[..], &[0x44], &[0xff; 8], b"abc"].concat(),
+            3,
+        ),
+        (
+            "result of 2^64 - 1 bytes",
+            [&magic[..], &[3], b"abc", &[0]].concat(),
+            u64::MAX,
+        ),
+    ];
+    for (what, delta, size) in cases {
+        let s = scene();
+        let old = vec![7u8; 100_000];
+        std::fs::write(s.dest.join("f"), &old).unwrap();
+        let mut peer = connect(&s.dest, SessionOptions::default());
+        peer.send(batch(0, b"", vec![file(b"f", 200_000)]));
+        assert!(matches!(
+            needs_of(&mut peer, 0)[0].kind,
+            NeedKind::Delta { .. }
+        ));
+        peer.send(Message::DeltaChunk {
+            batch: 0,
+            index: 0,
+            data: delta,
+        });
+        peer.send(Message::FileEnd {
+            batch: 0,
+            index: 0,
+            size,
+            hash: *blake3::hash(b"abc").as_bytes(),
+        });
+        loop {
+            match peer.from.expect().unwrap() {
+                Message::Retry { batch: 0, index: 0 } => break,
+                Message::Fatal(m) => panic!("{what}: {m}"),
+                _ => {}
+            }
+        }
+        peer.send(Message::FileFailed { batch: 0, index: 0 });
+        peer.send(Message::EndOfTree);
+        let (result, _) = peer.end();
+        result.unwrap();
+        assert_eq!(std::fs::read(s.dest.join("f")).unwrap(), old, "{what}");
+        assert_eq!(listing(&s.dest).len(), 1, "{what}");
+        s.assert_outside_untouched();
+    }
+}
+
+#[test]
+fn a_batch_claiming_billions_of_entries_is_a_protocol_error() {
+    let s = scene();
+    let mut peer = connect(&s.dest, SessionOptions::default());
+    let body = sync_core::protocol::encode(&batch(0, b"", Vec::new())).unwrap()[4..].to_vec();
+    // The entry count is the last byte of an empty batch; claim 4,294,967,295 entries instead.
+    let mut hostile = body[..body.len() - 1].to_vec();
+    hostile.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let raw = peer_raw(&mut peer);
+    raw.write_all(&(hostile.len() as u32).to_le_bytes())
+        .unwrap();
+    raw.write_all(&hostile).unwrap();
+    let (result, said) = peer.end();
+    assert!(fatal_text(&result, &said).contains("malformed frame"));
+    assert!(listing(&s.dest).is_empty());
+}

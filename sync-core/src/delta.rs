@@ -163,7 +163,7 @@ pub fn diff_reader(
     diff_segments(signature, input, out, size_hint, seen, DIFF_SEGMENT)
 }
 
-fn diff_segments(
+pub(crate) fn diff_segments(
     signature: &Signature,
     input: &mut impl Read,
     out: &mut impl Write,

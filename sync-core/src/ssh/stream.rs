@@ -1,12 +1,19 @@
 //! Remote commands on session channels, and the blocking adapters that let the synchronous
 //! engine read and write them from its own threads.
 //!
-//! Each direction crosses between tokio and the blocking side through a bounded queue of
-//! chunks, so memory stays bounded whoever is slower, and a thread reading never waits on a
-//! thread writing (the two directions are independent tasks).
+//! Each direction crosses between tokio and the blocking side through a queue of chunks, and a
+//! thread reading never waits on a thread writing (the two directions are independent tasks).
+//! The writing queue is bounded: a writer waits while the connection cannot take more. The
+//! reading queue never makes the connection wait: russh delivers every channel's data and every
+//! window adjustment from one loop, so a full reading queue would stop the connection from
+//! taking in the window adjustments that let our writes go out, while the thread that should
+//! empty the queue waits for one of those writes: a deadlock (seen on a loaded machine, with
+//! the sender's answering thread waiting for the walker's write). The reading queue is bounded by
+//! bytes instead ([`READ_LIMIT`]): a peer that sends that much more than we read is an error.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
@@ -17,8 +24,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{ssh_error, Inner};
 use crate::error::{Error, Result};
 
-/// Chunks queued from the channel to the blocking reader (each at most one SSH packet).
-const READ_QUEUE: usize = 64;
+/// Bytes received and not yet read that make the peer's output an error rather than a queue
+/// (the session protocol never has more than a window of replies outstanding).
+pub(super) const READ_LIMIT: usize = 256 << 20;
 /// Chunks queued from the blocking writer to the channel.
 const WRITE_QUEUE: usize = 32;
 /// The largest chunk one `write` call hands over; longer writes are short writes.
@@ -41,8 +49,33 @@ pub(super) struct Ending {
 
 /// Where the command's stdout goes.
 enum Stdout {
-    Queue(Option<mpsc::Sender<Chunk>>),
+    Queue(Option<ReadQueue>),
     Collect(Vec<u8>),
+}
+
+/// The sending end of the reading queue, with the count of bytes queued and not yet read.
+struct ReadQueue {
+    tx: mpsc::UnboundedSender<Chunk>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl ReadQueue {
+    /// Queues `data`; false once the reader is gone or the peer has sent too much unread data
+    /// (the reader then gets an error).
+    fn push(&self, data: Bytes) -> bool {
+        let len = data.len();
+        if self.queued.fetch_add(len, Ordering::AcqRel) + len > READ_LIMIT {
+            let _ = self.tx.send(Chunk::Error(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the remote command sent more than {} MiB that was not read yet",
+                    READ_LIMIT >> 20
+                ),
+            )));
+            return false;
+        }
+        self.tx.send(Chunk::Data(data)).is_ok()
+    }
 }
 
 /// Where the command's stderr goes.
@@ -178,9 +211,10 @@ async fn drive_output(
             Some(ChannelMsg::Data { data }) => match stdout {
                 Stdout::Collect(all) => all.extend_from_slice(&data),
                 Stdout::Queue(queue) => {
-                    if let Some(tx) = queue {
-                        if tx.send(Chunk::Data(data)).await.is_err() {
-                            // The reader is gone; keep draining to see the exit status.
+                    if let Some(q) = queue {
+                        if !q.push(data) {
+                            // The reader is gone (or was told why not); keep draining to see
+                            // the exit status.
                             *queue = None;
                         }
                     }
@@ -222,13 +256,11 @@ async fn drive_output(
     }
     stderr.finish();
     if ending.lost {
-        if let Stdout::Queue(Some(tx)) = stdout {
-            let _ = tx
-                .send(Chunk::Error(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "the SSH connection was lost",
-                )))
-                .await;
+        if let Stdout::Queue(Some(q)) = stdout {
+            let _ = q.tx.send(Chunk::Error(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the SSH connection was lost",
+            )));
         }
     }
     ending
@@ -323,12 +355,17 @@ pub(super) struct Streamed {
 pub(super) async fn stream(inner: &Arc<Inner>, command: &str) -> Result<Streamed> {
     let (channel, early) = start(inner, command).await?;
     let (mut read, write) = channel.split();
-    let (out_tx, out_rx) = mpsc::channel(READ_QUEUE);
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let queued_by_task = Arc::clone(&queued);
     let (in_tx, in_rx) = mpsc::channel(WRITE_QUEUE);
     let (ending_tx, ending_rx) = oneshot::channel();
     let (closed_tx, closed_rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut stdout = Stdout::Queue(Some(out_tx));
+        let mut stdout = Stdout::Queue(Some(ReadQueue {
+            tx: out_tx,
+            queued: queued_by_task,
+        }));
         let mut stderr = Stderr::Forward(Vec::new());
         let ending = drive_output(&mut read, early, &mut stdout, &mut stderr).await;
         let _ = closed_tx.send(true);
@@ -338,6 +375,7 @@ pub(super) async fn stream(inner: &Arc<Inner>, command: &str) -> Result<Streamed
     Ok(Streamed {
         reader: ChannelReader {
             queue: out_rx,
+            queued,
             current: Bytes::new(),
             _session: Arc::clone(inner),
         },
@@ -352,7 +390,8 @@ pub(super) async fn stream(inner: &Arc<Inner>, command: &str) -> Result<Streamed
 /// The remote command's stdout, as a blocking [`Read`]. End of file is the command's EOF; a
 /// lost connection is an error, never a silent EOF.
 pub(super) struct ChannelReader {
-    queue: mpsc::Receiver<Chunk>,
+    queue: mpsc::UnboundedReceiver<Chunk>,
+    queued: Arc<AtomicUsize>,
     current: Bytes,
     /// Keeps the runtime and connection alive while the adapter is.
     _session: Arc<Inner>,
@@ -365,7 +404,10 @@ impl Read for ChannelReader {
         }
         while self.current.is_empty() {
             match self.queue.blocking_recv() {
-                Some(Chunk::Data(data)) => self.current = data,
+                Some(Chunk::Data(data)) => {
+                    self.queued.fetch_sub(data.len(), Ordering::AcqRel);
+                    self.current = data;
+                }
                 Some(Chunk::Error(e)) => return Err(e),
                 None => return Ok(0),
             }

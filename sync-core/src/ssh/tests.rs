@@ -120,6 +120,38 @@ fn ssh_exec_stream_round_trips_5_mb_through_cat() {
     assert!(received == data, "cat returned different bytes");
 }
 
+/// Regression: with a bounded reading queue, a writer that reads the echo only after writing
+/// everything wedged the whole connection (russh's one loop stopped at our full queue, so the
+/// window adjustments our writes waited for were never taken in). 64 MiB through `cat` is far
+/// more than every buffer on the way (queues, channel windows, pipes) holds.
+#[test]
+fn ssh_writer_that_reads_its_echo_last_never_wedges_the_connection() {
+    let sshd = TestSshd::start();
+    let session = connect(&sshd, &sshd.options()).unwrap();
+    let mut process = session.exec_stream("cat").unwrap();
+    let data = pseudo_random(64 << 20, 11);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let writing = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let result = process.writer.write_all(&data);
+            let _ = done_tx.send(());
+            result
+        });
+        // A wedge shows as a writer that never finishes; fail instead of hanging the suite.
+        let finished = done_rx.recv_timeout(Duration::from_secs(120)).is_ok();
+        if !finished {
+            eprintln!("the writer is wedged: 64 MiB through cat did not go out in 120 s");
+            std::process::abort();
+        }
+        writer.join().unwrap()
+    });
+    writing.unwrap();
+    drop(process.writer);
+    let mut echoed = Vec::new();
+    process.reader.read_to_end(&mut echoed).unwrap();
+    assert!(echoed == data, "the echo differs from what was written");
+}
+
 #[test]
 fn ssh_exec_stream_reports_status_and_broken_pipe() {
     let sshd = TestSshd::start();

@@ -920,7 +920,8 @@ mod tests {
         for piece in data.chunks(70_001) {
             temp.write_all(piece).unwrap();
         }
-        temp.commit(0o640, t(1_600_000_000, 999_999_999), false).unwrap();
+        temp.commit(0o640, t(1_600_000_000, 999_999_999), false)
+            .unwrap();
         let file = local(&dest, b"d\xff\xfe/f\xe9");
         assert_eq!(std::fs::read(&file).unwrap(), data);
         let meta = std::fs::symlink_metadata(&file).unwrap();

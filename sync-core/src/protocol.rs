@@ -533,7 +533,10 @@ impl<W: Write> FrameWriter<W> {
         let header = (packed as u32) | COMPRESSED;
         self.inner
             .write_all(&header.to_le_bytes())
-            .and_then(|()| self.inner.write_all(c.out.get(..packed).unwrap_or_default()))
+            .and_then(|()| {
+                self.inner
+                    .write_all(c.out.get(..packed).unwrap_or_default())
+            })
             .map_err(transport)?;
         self.bytes += 4 + packed as u64;
         Ok(())

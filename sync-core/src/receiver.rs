@@ -1040,9 +1040,7 @@ fn file_plan(
 /// cannot read files back.
 fn partial_signature<D: DestDir>(dir: &D, name: &[u8]) -> Option<Vec<u8>> {
     let partial = confined::partial_name(name);
-    let usable = |n: &[u8]| {
-        matches!(dir.stat(n), Ok(Some(st)) if st.kind == Some(Kind::File) && st.size >= PARTIAL_MIN)
-    };
+    let usable = |n: &[u8]| matches!(dir.stat(n), Ok(Some(st)) if st.kind == Some(Kind::File) && st.size >= PARTIAL_MIN);
     if !usable(&partial) {
         let temp = confined::temp_name(name);
         if !usable(&temp) {

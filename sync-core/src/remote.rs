@@ -54,7 +54,10 @@ pub fn agent_dir(local: &Path) -> Result<String> {
     let file = std::fs::File::open(local).map_err(|e| Error::io(local, e))?;
     let hash = crate::walk::hash_open_file(&file).map_err(|e| Error::io(local, e))?;
     let build: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    Ok(format!(".cache/azsync/{}-{build}", env!("CARGO_PKG_VERSION")))
+    Ok(format!(
+        ".cache/azsync/{}-{build}",
+        env!("CARGO_PKG_VERSION")
+    ))
 }
 
 /// Quotes a string for a POSIX shell.

@@ -106,8 +106,8 @@ impl Rig {
             let text = std::fs::read_to_string(log)
                 .unwrap_or_else(|e| panic!("{what}: {}: {e}", log.display()));
             text.lines()
-                .filter_map(|l| l.trim().parse::<u64>().ok())
-                .last()
+                .rev()
+                .find_map(|l| l.trim().parse::<u64>().ok())
                 .unwrap_or_else(|| panic!("{what}: no peak RSS in {text:?}"))
         };
         let peak = Peak {

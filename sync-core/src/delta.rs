@@ -105,7 +105,7 @@ pub fn parse_signature(bytes: Vec<u8>) -> Result<Signature, DeltaError> {
     }
     let body = (bytes.len() - 12) as u64;
     let per_block = 4 + u64::from(strong);
-    if body % per_block != 0 {
+    if !body.is_multiple_of(per_block) {
         return Err(DeltaError::Signature(format!(
             "{body} bytes of blocks is not a whole number of {per_block}-byte blocks"
         )));
@@ -117,7 +117,7 @@ pub fn parse_signature(bytes: Vec<u8>) -> Result<Signature, DeltaError> {
     let shortest = blocks.saturating_sub(1) * u64::from(block) + u64::from(blocks > 0);
     let longest = blocks * u64::from(block);
     if blocks > MAX_BLOCKS
-        || block % 8 != 0
+        || !block.is_multiple_of(8)
         || block_size(shortest) > block
         || block_size(longest) < block
     {

@@ -21,8 +21,11 @@ use crate::filter::{Filter, Verdict};
 use crate::protocol::{self, Batch, FrameReader, Hello, Message, Summary, WireFileError};
 use crate::{delta, receiver};
 
+/// The body of one fuzz target.
+pub type Body = fn(&[u8]);
+
 /// The fuzz targets, by name: the names of `fuzz/fuzz_targets/*.rs` and `fuzz/corpus/*/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("frame_decode", frame_decode),
     ("message_decode", message_decode),
     ("handshake", handshake),

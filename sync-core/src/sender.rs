@@ -38,16 +38,24 @@ pub(crate) struct SenderConfig {
     pub patterns: Vec<String>,
     pub safe_links: bool,
     pub window: u32,
+    /// zstd level for `--compress`, or `None`.
+    pub compress: Option<i32>,
 }
 
 /// A batch the receiver has not yet settled.
 struct Sent {
     dir: Vec<u8>,
     entries: Vec<Entry>,
+    /// The receiver has answered it (it may only once).
+    replied: bool,
+    /// Entries sent as a delta: each may be asked for again, whole, once.
+    deltas: HashSet<u32>,
 }
 
 struct Shared<'a, W: Write> {
     config: &'a SenderConfig,
+    /// The source root, held open: files are opened beneath it without following symlinks.
+    root: OwnedFd,
     writer: Mutex<FrameWriter<W>>,
     batches: Mutex<HashMap<u64, Sent>>,
     errors: Mutex<Vec<FileError>>,
@@ -96,12 +104,23 @@ pub(crate) fn run<R: Read + Send, W: Write + Send>(
     )
     .map_err(|e| Error::io(&config.source, e))?;
 
+    let root = rustix::fs::open(
+        &config.source,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(&config.source, e.into()))?;
+
     let mut reader = FrameReader::new(reader);
     let mut writer = FrameWriter::new(writer);
     handshake(config, &mut reader, &mut writer)?;
+    if let Some(level) = config.compress {
+        writer.compress(level)?;
+    }
 
     let shared = Shared {
         config,
+        root,
         writer: Mutex::new(writer),
         batches: Mutex::new(HashMap::new()),
         errors: Mutex::new(Vec::new()),

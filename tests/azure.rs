@@ -686,3 +686,119 @@ fn storage_mount_sends_the_mount_script_to_root_over_ssh() {
         "{out}"
     );
 }
+
+#[test]
+fn storage_list_status_and_vm_show_print_what_az_says() {
+    let mut sb = Sandbox::new();
+    let subnet = "/subscriptions/s/resourceGroups/rg-test/providers/Microsoft.Network/\
+                  virtualNetworks/azlin-vnet/subnets/azlin-subnet";
+    let account = json!({
+        "name": "azlinhome", "kind": "FileStorage", "location": "westus2",
+        "sku": {"name": "Premium_ZRS", "tier": "Premium"},
+        "networkRuleSet": {"defaultAction": "Deny", "bypass": "AzureServices",
+            "virtualNetworkRules": [{"virtualNetworkResourceId": subnet, "action": "Allow"}]}
+    });
+    sb.logged_in()
+        .answer(
+            &["storage", "account", "list"],
+            &json!([account.clone(), {"name": "logs", "kind": "StorageV2", "location": "westus2",
+                                      "sku": {"name": "Standard_LRS"}}]),
+        )
+        .answer(&["storage", "account", "show"], &account)
+        .answer(
+            &["storage", "share-rm", "show"],
+            &json!({"name": "home", "shareQuota": 100, "enabledProtocols": "NFS",
+                    "rootSquash": "RootSquash"}),
+        )
+        .answer(&["vm", "show", "-d"], &vm_list(&[("dev1", 22)])[0]);
+    sb.config("default_resource_group = \"rg-test\"\ndefault_nfs_storage = \"azlinhome\"\n");
+
+    let run = sb.azsync(["storage", "list"]);
+    run.expect_ok();
+    assert_eq!(
+        run.stdout(),
+        "NAME                      REGION          SKU           NFS\n\
+         azlinhome                 westus2         Premium_ZRS   \
+         azlinhome.file.core.windows.net:/azlinhome/home\n",
+        "only FileStorage accounts are listed\n{}",
+        run.describe()
+    );
+
+    // The account name defaults to the setting.
+    let run = sb.azsync(["storage", "status"]);
+    run.expect_ok();
+    let out = run.stdout();
+    for line in [
+        "account     azlinhome\n",
+        "quota       100 GiB\n",
+        "protocols   NFS\n",
+        "root squash RootSquash\n",
+        "network     default action Deny\n",
+        &format!("subnets     {subnet}\n"),
+        "mount       azlinhome.file.core.windows.net:/azlinhome/home\n",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+
+    let run = sb.azsync(["vm", "show", "dev1"]);
+    run.expect_ok();
+    assert_eq!(
+        run.stdout(),
+        "name        dev1\nstate       VM running\npublic ip   127.0.0.1\nprivate ip  10.0.0.4\n\
+         size        Standard_D4s_v5\nregion      westus2\n"
+    );
+    let calls: Vec<Vec<String>> = sb
+        .calls()
+        .into_iter()
+        .filter(|c| c[..2] != ["account", "show"])
+        .collect();
+    assert_eq!(
+        calls,
+        vec![
+            strings(&[
+                "storage",
+                "account",
+                "list",
+                "--resource-group",
+                "rg-test",
+                "--output",
+                "json"
+            ]),
+            strings(&[
+                "storage",
+                "account",
+                "show",
+                "--resource-group",
+                "rg-test",
+                "--name",
+                "azlinhome",
+                "--output",
+                "json"
+            ]),
+            strings(&[
+                "storage",
+                "share-rm",
+                "show",
+                "--resource-group",
+                "rg-test",
+                "--storage-account",
+                "azlinhome",
+                "--name",
+                "home",
+                "--output",
+                "json"
+            ]),
+            strings(&[
+                "vm",
+                "show",
+                "-d",
+                "--resource-group",
+                "rg-test",
+                "--name",
+                "dev1",
+                "--output",
+                "json"
+            ]),
+        ]
+    );
+}

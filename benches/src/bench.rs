@@ -6,6 +6,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use azsync_test_support::Proxy;
@@ -145,6 +146,29 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The median wall time of three `ssh HOST true` through `target`: what any SSH-based tool
+/// pays before it does anything (connection, key exchange, authentication, a session).
+fn ssh_floor(target: &Target) -> Result<Duration> {
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let command = format!("{} {}@127.0.0.1 true", target.ssh_command(), target.user);
+        let start = std::time::Instant::now();
+        let out = Command::new("sh")
+            .args(["-c", &command])
+            .stdin(Stdio::null())
+            .output()
+            .context("running ssh")?;
+        if !out.status.success() {
+            bail!(
+                "`{command}` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        times.push(start.elapsed().as_secs_f64());
+    }
+    Ok(Duration::from_secs_f64(report::median(&times)))
+}
+
 /// Whether `azsync sync --help` lists `flag`.
 fn azsync_has_flag(azsync: &Path, flag: &str) -> Result<bool> {
     let out = Command::new(azsync)
@@ -267,9 +291,12 @@ impl Bench {
                 };
                 let mut sample: Sample = tool.sample(&finished)?;
                 if let (Some(proxy), Some(before)) = (&self.proxy, link_before) {
-                    // The client has exited, so its connection is closed: every byte it sent or
-                    // got has been counted.
-                    let after = proxy.stats();
+                    // The client has exited, but its last bytes to the server (the SSH
+                    // disconnect) may still wait in the proxy's delay queue: count them once
+                    // every connection has closed.
+                    let after = proxy
+                        .wait_until(Duration::from_secs(10), |s| s.closed == s.connections)
+                        .unwrap_or_else(|| proxy.stats());
                     sample.link = Some(run::Wire {
                         sent: after.client_to_server - before.client_to_server,
                         received: after.server_to_client - before.server_to_client,
@@ -419,6 +446,7 @@ fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
         }
     };
     let mut proxy = None;
+    let mut floor = None;
     let (mut tools, mode) = match (opts.target, &sshd) {
         (Where::Wan { rtt_ms, mbit }, Some(sshd)) => {
             let config = wan::config(rtt_ms, mbit);
@@ -434,6 +462,7 @@ fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
             let target =
                 sshd.through_proxy(p.port(), &work.join("sshd").join("known_hosts_wan"))?;
             eprintln!("WAN proxy on 127.0.0.1:{} → sshd", p.port());
+            floor = Some(ssh_floor(&target)?);
             proxy = Some(p);
             let mut tools = ssh_tools(&target, &azsync_path, &rsync_path, &opts.variants, &work)?;
             let azsync_compress = azsync_has_flag(&azsync_path, "--compress")?;
@@ -456,16 +485,19 @@ fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
                 },
             )
         }
-        (Where::Ssh, Some(sshd)) => (
-            ssh_tools(
-                &sshd.target,
-                &azsync_path,
-                &rsync_path,
-                &opts.variants,
-                &work,
-            )?,
-            Mode::Ssh,
-        ),
+        (Where::Ssh, Some(sshd)) => {
+            floor = Some(ssh_floor(&sshd.target)?);
+            (
+                ssh_tools(
+                    &sshd.target,
+                    &azsync_path,
+                    &rsync_path,
+                    &opts.variants,
+                    &work,
+                )?,
+                Mode::Ssh,
+            )
+        }
         _ => (
             vec![Tool::azsync(azsync_path), Tool::rsync(rsync_path)],
             Mode::Local,
@@ -526,6 +558,7 @@ fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
         commands,
         notes,
         load: (load_before, String::new()),
+        ssh_floor: floor,
     };
 
     let bench = Bench {

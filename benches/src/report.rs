@@ -41,6 +41,8 @@ pub struct Setup {
     /// `/proc/loadavg`'s 1-, 5- and 15-minute load before the scenarios and after them: other
     /// work on the machine shows up here.
     pub load: (String, String),
+    /// Over SSH: the median time of `ssh HOST true` over the same path, the floor of any run.
+    pub ssh_floor: Option<Duration>,
 }
 
 /// The 1-, 5- and 15-minute load averages, from `/proc/loadavg`.
@@ -463,6 +465,15 @@ pub fn markdown(setup: &Setup, scenarios: &[Scenario]) -> String {
          {rss}.{wire} MB = MiB.",
         s.runs
     );
+    if let Some(floor) = s.ssh_floor {
+        let _ = writeln!(
+            md,
+            "- SSH floor: `ssh HOST true` over the same path takes {:.3} s (median of 3): what \
+             any SSH-based tool pays for connection, key exchange, authentication and a session \
+             before it syncs anything",
+            floor.as_secs_f64()
+        );
+    }
     for note in &s.notes {
         let _ = writeln!(md, "- note: {note}");
     }
@@ -748,6 +759,7 @@ mod tests {
             commands: vec![("azsync".into(), "a".into()), ("rsync".into(), "r".into())],
             notes: vec!["a note".into()],
             load: ("0.10 0.20 0.30".into(), "1.00 1.10 1.20".into()),
+            ssh_floor: None,
         }
     }
 
@@ -954,8 +966,14 @@ mod tests {
             ],
             problems: Vec::new(),
         };
+        let mut setup = setup;
+        setup.ssh_floor = Some(Duration::from_millis(321));
         let md = markdown(&setup, &[sc]);
         assert!(md.contains("40 ms round trip, 100 Mbit/s each way"), "{md}");
+        assert!(
+            md.contains("- SSH floor: `ssh HOST true` over the same path takes 0.321 s"),
+            "{md}"
+        );
         assert!(
             md.contains("round trip 41.0 ms, 95.9 Mbit/s one way"),
             "{md}"

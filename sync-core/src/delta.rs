@@ -32,6 +32,8 @@ const MAX_BLOCKS: u64 = 512 * 1024;
 /// in memory nor mapped (a mapped file truncated by someone else kills the reader with SIGBUS).
 pub const DIFF_SEGMENT: usize = 4 << 20;
 
+/// librsync's MD4 signature magic: the only kind this protocol makes.
+const SIGNATURE_MAGIC: u32 = 0x7273_0136;
 /// librsync's delta magic and command bytes.
 const DELTA_MAGIC: u32 = 0x7273_0236;
 const OP_END: u8 = 0x00;
@@ -92,7 +94,14 @@ pub fn parse_signature(bytes: Vec<u8>) -> Result<Signature, DeltaError> {
             .map(u32::from_be_bytes)
             .unwrap_or(0)
     };
-    let (block, strong) = (word(4), word(8));
+    let (magic, block, strong) = (word(0), word(4), word(8));
+    // fast_rsync parses BLAKE2 signatures too, but diffs only against MD4 ones (fuzzing found
+    // the difference): anything else is refused here, with the rest of the checks.
+    if magic != SIGNATURE_MAGIC {
+        return Err(DeltaError::Signature(format!(
+            "magic 0x{magic:08x} is not an MD4 signature's (0x{SIGNATURE_MAGIC:08x})"
+        )));
+    }
     if !(MIN_BLOCK..=MAX_BLOCK).contains(&block) {
         return Err(DeltaError::Signature(format!(
             "block size {block} is outside {MIN_BLOCK}..={MAX_BLOCK}"
@@ -782,6 +791,11 @@ mod tests {
         sig.resize(12 + 100_000 * 12, 0);
         let err = parse_signature(sig).unwrap_err().to_string();
         assert!(err.contains("not a signature this protocol makes"), "{err}");
+        // A BLAKE2 signature: fast_rsync parses it but cannot diff against it.
+        let mut blake2 = signature(&random(5000, 12));
+        blake2[3] = 0x37;
+        let err = parse_signature(blake2).unwrap_err().to_string();
+        assert!(err.contains("not an MD4 signature"), "{err}");
         // An unaligned block size in range.
         let mut odd = signature(&random(5000, 11));
         odd[4..8].copy_from_slice(&513u32.to_be_bytes());

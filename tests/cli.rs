@@ -1018,3 +1018,52 @@ fn links_are_copied_verbatim_without_safe_links() {
     assert!(skipped(&rep).is_empty(), "{rep}");
     assert_replica(&src, &dst);
 }
+
+/// `-z` shrinks text on the wire, sends random data as it is (no growth), and the result is the
+/// same replica; `--fsync` changes nothing but durability.
+#[test]
+fn compress_shrinks_text_and_leaves_random_data_alone() {
+    use rand::SeedableRng;
+    let (tmp, src, dst) = setup();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let mut text_bytes = 0u64;
+    for i in 0..100 {
+        let text = random_text(&mut rng, 40_000);
+        text_bytes += text.len() as u64;
+        write_file(
+            &src.join(format!("t{i:03}.rs")),
+            &text,
+            0o644,
+            at(1_600_000_000 + i, 0),
+        );
+    }
+    let noise = random_bytes(&mut rng, 4 << 20);
+    write_file(&src.join("noise.bin"), &noise, 0o644, at(1_600_001_000, 0));
+
+    let (run, plain) = azsync_sync_json(&src, &dst, &[]);
+    run.expect_ok();
+    let plain_sent = num(&plain, "bytes_sent");
+    assert!(plain_sent > text_bytes + noise.len() as u64, "{plain}");
+
+    let zdst = tmp.path().join("zdst");
+    let (run, packed) = azsync_sync_json(&src, &zdst, &["-z", "--fsync"]);
+    run.expect_ok();
+    assert_replica(&src, &zdst);
+    let sent = num(&packed, "bytes_sent");
+    // Text of a few words compresses several times over; the noise may not grow by more than
+    // the frame headers.
+    assert!(
+        sent < text_bytes / 3 + noise.len() as u64 + 64 * 1024,
+        "sent {sent} of {text_bytes} text + {} noise: {packed}",
+        noise.len()
+    );
+
+    let out_of_range = run_azsync([
+        "sync".as_ref(),
+        "--compress-level".as_ref(),
+        "0".as_ref(),
+        src.as_os_str(),
+        zdst.as_os_str(),
+    ] as [&std::ffi::OsStr; 5]);
+    out_of_range.expect_code(2);
+}

@@ -54,6 +54,16 @@ pub struct SyncArgs {
     /// Compare files by blake3 checksum, not size and modification time.
     #[arg(short = 'c', long)]
     pub checksum: bool,
+    /// Compress with zstd what goes over the wire, where it pays (for slow links; already
+    /// compressed files are detected and sent as they are).
+    #[arg(short = 'z', long)]
+    pub compress: bool,
+    /// zstd level for --compress, 1 (fastest) to 19 (smallest); implies --compress.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compress_level: Option<i32>,
+    /// Flush each file to disk before renaming it into place (slower; survives a power cut).
+    #[arg(long)]
+    pub fsync: bool,
     /// Show what would change; change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,

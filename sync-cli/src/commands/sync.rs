@@ -46,6 +46,12 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         .delete(args.delete)
         .delete_excluded(args.delete_excluded)
         .checksum(args.checksum)
+        .fsync(args.fsync)
+        .compress(match (args.compress, args.compress_level) {
+            (_, Some(level)) => Some(level),
+            (true, None) => Some(sync_core::DEFAULT_COMPRESS_LEVEL),
+            (false, None) => None,
+        })
         .dry_run(args.dry_run)
         .itemize(args.itemize_changes)
         .allow_secrets(args.allow_secrets)

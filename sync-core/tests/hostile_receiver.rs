@@ -306,7 +306,28 @@ fn a_receiver_that_asks_for_everything_gets_only_listed_files() {
         let last = needs.last().map(|n| n.index);
         h.send(reply(b.id, needs));
         if let Some(last) = last {
-            h.until_file_end(b.id, last);
+            // The hash and size the sender promises cover exactly the bytes it sent, and those
+            // are the source file's.
+            let mut data: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
+            for msg in h.until_file_end(b.id, last) {
+                match msg {
+                    Message::FileChunk { index, data: d, .. } => {
+                        data.entry(index).or_default().extend(d)
+                    }
+                    Message::FileEnd {
+                        index, size, hash, ..
+                    } => {
+                        let sent = data.remove(&index).unwrap_or_default();
+                        assert_eq!(size, sent.len() as u64);
+                        assert_eq!(hash, *blake3::hash(&sent).as_bytes());
+                        let name = &b.entries[index as usize].name;
+                        let mut path = s.src.join(String::from_utf8_lossy(&b.dir).as_ref());
+                        path.push(String::from_utf8_lossy(name).as_ref());
+                        assert_eq!(sent, std::fs::read(&path).unwrap(), "{}", path.display());
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
         }
         h.send(Message::BatchDone(b.id));
     }
@@ -466,6 +487,11 @@ fn repeated_requests_are_refused() {
     ));
     let sent = h.until_file_end(root.id, i);
     assert!(sent.iter().any(|m| matches!(m, Message::DeltaChunk { .. })));
+    // A delta's promised hash is that of the file it encodes.
+    assert!(matches!(
+        sent.last(),
+        Some(Message::FileEnd { size: 100_000, hash, .. }) if *hash == *blake3::hash(&big()).as_bytes()
+    ));
     h.send(Message::Retry {
         batch: root.id,
         index: i,

@@ -27,8 +27,10 @@ use crate::error::{Error, Result};
 /// Bytes received and not yet read that make the peer's output an error rather than a queue
 /// (the session protocol never has more than a window of replies outstanding).
 pub(super) const READ_LIMIT: usize = 256 << 20;
-/// Chunks queued from the blocking writer to the channel.
-const WRITE_QUEUE: usize = 32;
+/// Chunks queued from the blocking writer to the channel. Few: russh itself buffers up to the
+/// peer's window (2 MiB with OpenSSH) once data is handed over, so more here only adds memory
+/// (32 chunks were 4 MiB, half the sender's heap at its peak).
+const WRITE_QUEUE: usize = 4;
 /// The largest chunk one `write` call hands over; longer writes are short writes.
 const MAX_WRITE: usize = 128 * 1024;
 

@@ -7,11 +7,13 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
+use rustix::fs::{self as rfs, AtFlags, OFlags};
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::entry::{self, Entry, Kind, Mtime};
 use crate::filter::{Filter, Verdict};
@@ -97,8 +99,12 @@ impl<'a> Walker<'a> {
             skipped: Vec::new(),
             errors: Vec::new(),
         };
-        let names = match read_names(&dir_path) {
-            Ok(names) => names,
+        // One descriptor per directory: every entry is examined relative to it (one path
+        // component for the kernel to look up instead of the whole path from the root).
+        let listed = open_dir(&dir_path, listing.rel.is_empty())
+            .and_then(|fd| read_names(&fd).map(|names| (fd, names)));
+        let (dir_fd, names) = match listed {
+            Ok(listed) => listed,
             Err(e) if listing.rel.is_empty() => return Some(Err(e)),
             Err(e) => {
                 listing.errors.push(FileError::new(
@@ -111,14 +117,15 @@ impl<'a> Walker<'a> {
         let examined: Vec<Examined> = if names.len() >= 256 {
             names
                 .par_iter()
-                .map(|n| self.examine(&listing.rel, &dir_path, n))
+                .map(|n| self.examine(&listing.rel, dir_fd.as_fd(), n))
                 .collect()
         } else {
             names
                 .iter()
-                .map(|n| self.examine(&listing.rel, &dir_path, n))
+                .map(|n| self.examine(&listing.rel, dir_fd.as_fd(), n))
                 .collect()
         };
+        drop(dir_fd);
         for item in examined {
             match item {
                 Examined::Entry(e) => listing.entries.push(e),
@@ -161,26 +168,31 @@ impl<'a> Walker<'a> {
         Some(Ok(listing))
     }
 
-    fn examine(&self, dir_rel: &[u8], dir_path: &Path, name: &[u8]) -> Examined {
+    fn examine(&self, dir_rel: &[u8], dir: BorrowedFd<'_>, name: &[u8]) -> Examined {
         let rel = entry::join(dir_rel, name);
-        let path = dir_path.join(entry::as_path(name));
-        let meta = match fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Examined::Vanished,
-            Err(e) => return Examined::Error(FileError::new(&rel, format!("cannot stat: {e}"))),
+        let Ok(c_name) = CString::new(name) else {
+            return Examined::Error(FileError::new(&rel, "name holds a NUL byte".to_string()));
         };
-        let ft = meta.file_type();
-        let kind = if ft.is_file() {
-            Kind::File
-        } else if ft.is_dir() {
-            Kind::Dir
-        } else if ft.is_symlink() {
-            Kind::Symlink
-        } else {
-            return match self.filter.check(entry::as_path(&rel), false) {
-                Verdict::Include => Examined::Skipped(Skipped::new(&rel, SkipReason::Special)),
-                _ => Examined::Excluded,
-            };
+        let meta = match rfs::statat(dir, c_name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(m) => m,
+            Err(rustix::io::Errno::NOENT) => return Examined::Vanished,
+            Err(e) => {
+                let e = io::Error::from(e);
+                return Examined::Error(FileError::new(&rel, format!("cannot stat: {e}")));
+            }
+        };
+        let kind = match rfs::FileType::from_raw_mode(meta.st_mode) {
+            rfs::FileType::RegularFile => Kind::File,
+            rfs::FileType::Directory => Kind::Dir,
+            rfs::FileType::Symlink => Kind::Symlink,
+            _ => {
+                return match self.filter.check(entry::as_path(&rel), false) {
+                    Verdict::Include => {
+                        Examined::Skipped(Skipped::new(&rel, SkipReason::Special))
+                    }
+                    _ => Examined::Excluded,
+                };
+            }
         };
         match self.filter.check(entry::as_path(&rel), kind == Kind::Dir) {
             Verdict::Include => {}
@@ -188,11 +200,12 @@ impl<'a> Walker<'a> {
             Verdict::Secret => return Examined::Skipped(Skipped::new(&rel, SkipReason::Secret)),
         }
         let target = if kind == Kind::Symlink {
-            match fs::read_link(&path) {
-                Ok(t) => t.as_os_str().as_bytes().to_vec(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Examined::Vanished,
+            match rfs::readlinkat(dir, c_name.as_c_str(), Vec::new()) {
+                Ok(t) => t.into_bytes(),
+                Err(rustix::io::Errno::NOENT) => return Examined::Vanished,
                 Err(e) => {
-                    return Examined::Error(FileError::new(&rel, format!("cannot read link: {e}")))
+                    let e = io::Error::from(e);
+                    return Examined::Error(FileError::new(&rel, format!("cannot read link: {e}")));
                 }
             }
         } else {
@@ -204,9 +217,16 @@ impl<'a> Walker<'a> {
         Examined::Entry(Entry {
             name: name.to_vec(),
             kind,
-            size: if kind == Kind::File { meta.len() } else { 0 },
-            mtime: mtime_of(&meta),
-            mode: meta.mode() & 0o7777,
+            size: if kind == Kind::File {
+                meta.st_size as u64
+            } else {
+                0
+            },
+            mtime: Mtime {
+                sec: meta.st_mtime as i64,
+                nsec: meta.st_mtime_nsec as u32,
+            },
+            mode: meta.st_mode & 0o7777,
             target,
             hash: None,
         })
@@ -221,10 +241,24 @@ enum Examined {
     Vanished,
 }
 
-fn read_names(dir: &Path) -> io::Result<Vec<Vec<u8>>> {
+/// Opens a directory of the source for listing; below the root, never through a symlink
+/// swapped in since its parent was listed.
+fn open_dir(path: &Path, is_root: bool) -> io::Result<OwnedFd> {
+    let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    if !is_root {
+        flags |= OFlags::NOFOLLOW;
+    }
+    Ok(rfs::open(path, flags, rfs::Mode::empty())?)
+}
+
+fn read_names(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
     let mut names = Vec::new();
-    for item in fs::read_dir(dir)? {
-        names.push(item?.file_name().as_bytes().to_vec());
+    for item in rfs::Dir::read_from(dir)? {
+        let item = item?;
+        let name = item.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
     }
     names.sort_unstable();
     Ok(names)

@@ -320,14 +320,12 @@ impl DestDir for Dir {
         crate::walk::hash_open_file(&self.open_file(name)?)
     }
 
-    fn map_file(&self, name: &[u8]) -> io::Result<Option<memmap2::Mmap>> {
+    fn open_base(&self, name: &[u8]) -> io::Result<(File, u64)> {
+        // Read, not mapped: someone truncating the file meanwhile makes a short read (and the
+        // file is sent again whole), where a map would kill us with SIGBUS.
         let file = self.open_file(name)?;
-        if file.metadata()?.len() == 0 {
-            return Ok(None);
-        }
-        // SAFETY: a read-only map of our own destination file. If someone changes it while we
-        // read, a delta built on it fails its blake3 check and the file is sent again whole.
-        unsafe { memmap2::Mmap::map(&file) }.map(Some)
+        let len = file.metadata()?.len();
+        Ok((file, len))
     }
 
     fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {

@@ -52,6 +52,43 @@ pub fn block_size(len: u64) -> u32 {
     ((size + 7) & !7) as u32
 }
 
+/// Bytes of the base read at a time for its signature: a whole number of blocks, so that the
+/// signatures of the pieces put together are the signature of the whole.
+const SIGNATURE_PIECE: u64 = 4 << 20;
+
+/// The signature of `len` bytes of `base`, read from the start in pieces of a few MiB (never
+/// the whole file in memory). A base shorter than `len` (truncated meanwhile) is an error.
+pub fn signature_of(base: &mut impl Read, len: u64) -> io::Result<Vec<u8>> {
+    let block = u64::from(block_size(len));
+    let piece_len = (SIGNATURE_PIECE / block).max(1) * block;
+    let options = SignatureOptions {
+        block_size: block as u32,
+        crypto_hash_size: STRONG_HASH_BYTES,
+    };
+    let mut buf = vec![0u8; piece_len.min(len) as usize];
+    let mut out = Vec::new();
+    let mut left = len;
+    loop {
+        let n = piece_len.min(left) as usize;
+        let piece = buf.get_mut(..n).unwrap_or_default();
+        base.read_exact(piece)?;
+        let sig = Signature::calculate(piece, options).into_serialized();
+        if out.is_empty() {
+            out = sig;
+        } else {
+            // Every piece's signature repeats the header; the blocks follow it.
+            out.extend_from_slice(sig.get(SIGNATURE_HEADER..).unwrap_or_default());
+        }
+        left -= n as u64;
+        if left == 0 {
+            return Ok(out);
+        }
+    }
+}
+
+/// The serialized signature's header: magic, block size, strong hash size (each a u32).
+const SIGNATURE_HEADER: usize = 12;
+
 /// The signature of the receiver's copy of a file.
 pub fn signature(base: &[u8]) -> Vec<u8> {
     Signature::calculate(
@@ -436,6 +473,84 @@ enum State {
     Done,
 }
 
+/// What a delta copies from: the receiver's old copy of the file.
+pub trait Base {
+    /// Its length; copies beyond it are refused before [`copy_to`](Self::copy_to) is called.
+    fn base_len(&self) -> u64;
+    /// Writes the `len` bytes at `offset` (within [`base_len`](Self::base_len)) to `out`.
+    fn copy_to<W: Write + ?Sized>(&mut self, offset: u64, len: u64, out: &mut W) -> io::Result<()>;
+}
+
+impl Base for &[u8] {
+    fn base_len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn copy_to<W: Write + ?Sized>(&mut self, offset: u64, len: u64, out: &mut W) -> io::Result<()> {
+        let range = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(offset.saturating_add(len)).ok())
+            .and_then(|(start, end)| self.get(start..end))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "copy outside the base"))?;
+        out.write_all(range)
+    }
+}
+
+/// A base read from an open file with positioned reads, a bounded piece at a time: never held
+/// in memory whole, and a file truncated by someone else meanwhile is an error, not a crash (as
+/// it would be through a memory map).
+#[derive(Debug)]
+pub struct FileBase {
+    file: std::fs::File,
+    len: u64,
+    buf: Vec<u8>,
+}
+
+impl FileBase {
+    /// The first `len` bytes of `file` (its size when opened).
+    pub fn new(file: std::fs::File, len: u64) -> FileBase {
+        FileBase {
+            file,
+            len,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl Base for FileBase {
+    fn base_len(&self) -> u64 {
+        self.len
+    }
+
+    fn copy_to<W: Write + ?Sized>(
+        &mut self,
+        mut offset: u64,
+        len: u64,
+        out: &mut W,
+    ) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        const PIECE: u64 = 256 << 10;
+        let end = offset.saturating_add(len);
+        while offset < end {
+            let n = PIECE.min(end - offset) as usize;
+            if self.buf.len() < n {
+                self.buf.resize(n, 0);
+            }
+            let piece = self.buf.get_mut(..n).unwrap_or_default();
+            self.file.read_exact_at(piece, offset).map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    io::Error::new(e.kind(), "the old copy shrank while it was read")
+                } else {
+                    e
+                }
+            })?;
+            out.write_all(piece)?;
+            offset += n as u64;
+        }
+        Ok(())
+    }
+}
+
 /// Applies a delta fed in pieces, writing the result to `out`.
 #[derive(Debug)]
 pub struct Patcher {
@@ -473,10 +588,20 @@ impl Patcher {
         self.matched
     }
 
-    /// Feeds the next piece of the delta.
+    /// Feeds the next piece of the delta, against a base in memory.
     pub fn feed(
         &mut self,
         base: &[u8],
+        data: &[u8],
+        out: &mut impl Write,
+    ) -> Result<(), DeltaError> {
+        self.feed_from(&mut &*base, data, out)
+    }
+
+    /// Feeds the next piece of the delta.
+    pub fn feed_from<B: Base>(
+        &mut self,
+        base: &mut B,
         mut data: &[u8],
         out: &mut impl Write,
     ) -> Result<(), DeltaError> {
@@ -540,7 +665,11 @@ impl Patcher {
         }
     }
 
-    fn run_header(&mut self, base: &[u8], out: &mut impl Write) -> Result<(), DeltaError> {
+    fn run_header<B: Base>(
+        &mut self,
+        base: &mut B,
+        out: &mut impl Write,
+    ) -> Result<(), DeltaError> {
         let header = std::mem::take(&mut self.pending);
         self.pending = Vec::with_capacity(17);
         if self.state == State::Magic {
@@ -563,17 +692,16 @@ impl Patcher {
                 let (a, _) = copy_widths(*op);
                 let (offset, len) = args.split_at(a.min(args.len()));
                 let (offset, len) = (be_uint(offset), be_uint(len));
-                let range = offset
+                offset
                     .checked_add(len)
-                    .filter(|&end| len > 0 && end <= base.len() as u64)
-                    .and_then(|end| base.get(offset as usize..end as usize))
+                    .filter(|&end| len > 0 && end <= base.base_len())
                     .ok_or_else(|| {
                         DeltaError::Delta(format!(
                             "copy of {len} bytes at offset {offset} is outside the {}-byte base",
-                            base.len()
+                            base.base_len()
                         ))
                     })?;
-                out.write_all(range)?;
+                base.copy_to(offset, len, out)?;
                 self.matched += len;
                 State::Command
             }
@@ -604,6 +732,49 @@ mod tests {
         let mut v = vec![0; len];
         rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut v);
         v
+    }
+
+    #[test]
+    fn a_signature_read_in_pieces_is_the_signature_of_the_whole() {
+        // Sizes below, at and across the piece size, and with a short last block.
+        for len in [0, 1000, SIGNATURE_PIECE as usize, (9 << 20) + 3] {
+            let base = random(len, 3);
+            let pieces = signature_of(&mut &base[..], len as u64).unwrap();
+            assert!(pieces == signature(&base), "length {len}");
+        }
+        // A base shorter than it claimed is an error.
+        let base = random(1 << 20, 4);
+        assert!(signature_of(&mut &base[..], 2 << 20).is_err());
+    }
+
+    #[test]
+    fn a_file_base_truncated_while_patching_is_an_error_not_a_crash() {
+        let old = random(2 << 20, 5);
+        let mut new = old.clone();
+        new[1 << 20] ^= 1;
+        let delta = delta_of(&old, &new);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old");
+        std::fs::write(&path, &old).unwrap();
+        // Patching from the file gives the new contents.
+        let mut base = FileBase::new(std::fs::File::open(&path).unwrap(), old.len() as u64);
+        let mut out = Vec::new();
+        let mut p = Patcher::new();
+        p.feed_from(&mut base, &delta, &mut out).unwrap();
+        p.finish().unwrap();
+        assert!(out == new);
+        // Someone truncates the base after it was opened: a clean error.
+        let mut base = FileBase::new(std::fs::File::open(&path).unwrap(), old.len() as u64);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
+        let err = Patcher::new()
+            .feed_from(&mut base, &delta, &mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("shrank"), "{err}");
     }
 
     fn delta_of(base: &[u8], new: &[u8]) -> Vec<u8> {

@@ -55,11 +55,11 @@ pub(crate) trait DestDir: Clone + Sized + Send + Sync {
     fn set_own_meta(&self, mode: u32, mtime: Mtime) -> io::Result<()>;
     /// blake3 of the regular file `name`.
     fn hash_file(&self, name: &[u8]) -> io::Result<[u8; 32]>;
-    /// The contents of the regular file `name` as a read-only map, for deltas; `Unsupported`
-    /// where reading it back is no cheaper than sending it again.
-    fn map_file(&self, name: &[u8]) -> io::Result<Option<memmap2::Mmap>>;
+    /// The regular file `name` opened for reading as a delta base, with its size now;
+    /// `Unsupported` where reading it back is no cheaper than sending it again.
+    fn open_base(&self, name: &[u8]) -> io::Result<(std::fs::File, u64)>;
     /// Renames `from` to `to` in this directory, replacing `to`. Only needed where
-    /// [`map_file`](Self::map_file) works (resuming from a partial file).
+    /// [`open_base`](Self::open_base) works (resuming from a partial file).
     fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
         let _ = (from, to);
         Err(io::ErrorKind::Unsupported.into())

@@ -201,7 +201,7 @@ struct InFlight<T> {
     temp: Option<T>,
     hasher: blake3::Hasher,
     written: u64,
-    delta: Option<(Patcher, Option<memmap2::Mmap>)>,
+    delta: Option<(Patcher, delta::FileBase)>,
     /// Set when writing failed; the rest of the file's data is discarded.
     failure: Option<String>,
 }
@@ -728,11 +728,12 @@ impl<R: DestRoot> Receiver<R> {
                     hasher,
                     written,
                 };
-                let base: &[u8] = base.as_deref().unwrap_or_default();
-                let fed = patcher.feed(base, data, &mut sink).map_err(|e| match e {
-                    delta::DeltaError::Io(io) => format!("write failed: {io}"),
-                    other => format!("{other}"),
-                });
+                let fed = patcher
+                    .feed_from(base, data, &mut sink)
+                    .map_err(|e| match e {
+                        delta::DeltaError::Io(io) => format!("cannot apply the delta: {io}"),
+                        other => format!("{other}"),
+                    });
                 fed.and_then(|()| sink.flush().map_err(|e| format!("write failed: {e}")))
             }
             None => HashingWriter {
@@ -777,8 +778,8 @@ impl<R: DestRoot> Receiver<R> {
             } else {
                 e.name.clone()
             };
-            match dir.map_file(&base) {
-                Ok(map) => Some((Patcher::new(), map)),
+            match dir.open_base(&base) {
+                Ok((file, len)) => Some((Patcher::new(), delta::FileBase::new(file, len))),
                 Err(err) => {
                     failure.get_or_insert(format!("cannot reopen the old copy: {err}"));
                     None
@@ -1053,8 +1054,8 @@ fn partial_signature<D: DestDir>(dir: &D, name: &[u8]) -> Option<Vec<u8>> {
 
 /// The signature of our copy of `name`.
 fn base_signature<D: DestDir>(dir: &D, name: &[u8]) -> io::Result<Vec<u8>> {
-    let map = dir.map_file(name)?;
-    Ok(delta::signature(map.as_deref().unwrap_or_default()))
+    let (mut file, len) = dir.open_base(name)?;
+    delta::signature_of(&mut file, len)
 }
 
 struct HashingWriter<'a, W: Write> {

@@ -1067,3 +1067,29 @@ fn compress_shrinks_text_and_leaves_random_data_alone() {
     ] as [&std::ffi::OsStr; 5]);
     out_of_range.expect_code(2);
 }
+
+/// `azsync bench` runs the harness of `benches/` against this very binary and rsync, and prints
+/// its Markdown report (a small tree, one run: the same code path as the full benchmark).
+#[test]
+fn bench_compares_against_rsync_and_prints_a_report() {
+    require_rsync();
+    let (tmp, _, _) = setup();
+    let work = tmp.path().join("bench");
+    let run = run_azsync([
+        "bench".as_ref(),
+        "--files".as_ref(),
+        "300".as_ref(),
+        "--runs".as_ref(),
+        "1".as_ref(),
+        "--dir".as_ref(),
+        work.as_os_str(),
+    ] as [&std::ffi::OsStr; 7]);
+    run.expect_ok();
+    let report = run.stdout();
+    for needle in ["| scenario", "rsync", "no-op", "ratio"] {
+        assert!(
+            report.contains(needle),
+            "no {needle:?} in the report:\n{report}"
+        );
+    }
+}

@@ -27,6 +27,9 @@ pub enum Command {
     Storage(Box<StorageArgs>),
     /// Show or change the settings file (~/.azlin/config.toml).
     Config(ConfigArgs),
+    /// Benchmark this azsync against rsync (and cp -a) on a generated home-like tree: locally,
+    /// over a loopback sshd (--ssh) or a simulated WAN (--wan); prints a Markdown report.
+    Bench(Box<azsync_benches::BenchArgs>),
 }
 
 #[derive(Debug, Args)]

@@ -19,5 +19,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Vm(args) => vm::run(*args),
         Command::Storage(args) => storage::run(*args),
         Command::Config(args) => config::run(args),
+        Command::Bench(args) => {
+            let exe = std::env::current_exe()
+                .map_err(|e| anyhow::anyhow!("cannot find this executable: {e}"))?;
+            azsync_benches::run(*args, exe)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -1,13 +1,13 @@
 //! One source, many destinations: [`SyncBuilder::run_many`].
 
-use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::progress::{Progress, Report};
 use crate::transport::Transport;
+use crate::walk::{SharedListings, Walker};
 use crate::{filter, SyncBuilder};
 
 /// One destination of [`SyncBuilder::run_many`].
@@ -50,71 +50,123 @@ pub struct Outcome {
     pub result: Result<Report>,
 }
 
+/// Listings queued for each destination of a shared walk: the walk runs at most this far ahead
+/// of the slowest destination.
+const WALK_QUEUE: usize = 16;
+
 impl SyncBuilder {
-    /// Syncs the source into every destination, at most `max_parallel` at once (at least 1),
-    /// and returns one [`Outcome`] per destination, in the order given. One destination
-    /// failing (unreachable, its receiver dying) does not stop the others.
+    /// Syncs the source into every destination and returns one [`Outcome`] per destination, in
+    /// the order given. One destination failing (unreachable, its receiver dying) does not stop
+    /// the others.
+    ///
+    /// The source is walked (and with [`checksum`](Self::checksum) hashed) once for up to
+    /// `max_parallel` destinations (at least 1), whose sessions run at the same time, each fed
+    /// every directory listing through a bounded queue: the slowest destination paces the walk,
+    /// so memory stays bounded however large the tree. More destinations than that go in further
+    /// groups of `max_parallel`, one walk each. The content scan
+    /// ([`scan_secrets`](Self::scan_secrets)) runs once in all. File data is read once per
+    /// destination that needs it (the page cache serves all but the first).
     ///
     /// The builder's own destination and transport are not used; every other option applies
     /// to each destination. The outer `Err` is for what fails before any destination starts:
     /// an unreadable source, a bad exclude pattern.
-    ///
-    /// What the API promises is only this: each destination gets the same tree under the same
-    /// rules, and its own report. How the work is shared is not part of it. Today the content
-    /// scan ([`scan_secrets`](Self::scan_secrets)) runs once and each destination then runs a
-    /// full session of its own in its own thread (walking and reading the source once per
-    /// destination, which the page cache makes cheap after the first); a later version may
-    /// walk and hash the source once and stream it to every destination.
     pub fn run_many(
         self,
         destinations: Vec<Destination>,
         max_parallel: usize,
     ) -> Result<Vec<Outcome>> {
+        Ok(self.run_many_counted(destinations, max_parallel)?.0)
+    }
+
+    /// [`run_many`](Self::run_many), also returning how many directories were walked in all.
+    fn run_many_counted(
+        self,
+        destinations: Vec<Destination>,
+        max_parallel: usize,
+    ) -> Result<(Vec<Outcome>, usize)> {
         let patterns = self.patterns()?;
         let filter = filter::Filter::new(&patterns, self.options.allow_secrets)?;
         let found = self.scan(&filter)?;
+        // What each session's own sender would walk with: the patterns plus the scan's finds.
+        let mut walk_patterns = patterns;
+        walk_patterns.extend(found.patterns.iter().cloned());
+        let walk_filter = filter::Filter::new(&walk_patterns, self.options.allow_secrets)?;
 
-        let total = destinations.len();
-        let queue: Mutex<VecDeque<(usize, String, SyncBuilder)>> = Mutex::new(
-            destinations
-                .into_iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let label = d.label.clone();
-                    (i, label, self.for_destination(d, Arc::clone(&found)))
-                })
-                .collect(),
-        );
-        let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..total).map(|_| None).collect());
-        let workers = max_parallel.clamp(1, total.max(1));
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-                    let Some((index, label, builder)) = next else {
-                        break;
-                    };
-                    // A panic in one destination's sync must not take the others down.
-                    let result = std::panic::catch_unwind(AssertUnwindSafe(|| builder.run()))
-                        .unwrap_or_else(|_| {
-                            Err(Error::Config(format!("the sync to {label} panicked")))
-                        });
-                    if let Some(slot) = results
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_mut(index)
-                    {
-                        *slot = Some(Outcome { label, result });
-                    }
-                });
-            }
-        });
-        Ok(results
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
+        let mut outcomes = Vec::with_capacity(destinations.len());
+        let mut walked = 0;
+        let mut rest = destinations.into_iter().peekable();
+        while rest.peek().is_some() {
+            let group: Vec<Destination> = rest.by_ref().take(max_parallel.max(1)).collect();
+            let (done, dirs) = self.run_group(group, &found, &walk_filter)?;
+            outcomes.extend(done);
+            walked += dirs;
+        }
+        Ok((outcomes, walked))
+    }
+
+    /// Runs one session per destination at once, all fed by one walk; returns the outcomes and
+    /// how many directories the walk listed.
+    fn run_group(
+        &self,
+        group: Vec<Destination>,
+        found: &Arc<crate::scan::Found>,
+        filter: &filter::Filter,
+    ) -> Result<(Vec<Outcome>, usize)> {
+        let mut walker = Walker::new(&self.source, filter, self.options.checksum, self.safe_links)
+            .map_err(|e| Error::io(&self.source, e))?;
+        let mut queues = Vec::with_capacity(group.len());
+        let sessions: Vec<(String, SyncBuilder)> = group
             .into_iter()
-            .flatten()
-            .collect())
+            .map(|d| {
+                let (tx, rx) = crossbeam_channel::bounded(WALK_QUEUE);
+                queues.push(tx);
+                let label = d.label.clone();
+                let mut builder = self.for_destination(d, Arc::clone(found));
+                builder.shared_walk = Some(SharedListings { queue: rx });
+                (label, builder)
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            let walking = scope.spawn(move || {
+                let mut dirs = 0;
+                while let Some(listing) = walker.next_dir() {
+                    dirs += 1;
+                    let listing = Arc::new(listing.map_err(|e| e.to_string()));
+                    // A destination that stopped (its session failed) drops its queue; the
+                    // others go on.
+                    queues.retain(|q| q.send(Arc::clone(&listing)).is_ok());
+                    if queues.is_empty() {
+                        break;
+                    }
+                }
+                // Dropping the queues ends every session's tree.
+                dirs
+            });
+            let running: Vec<_> = sessions
+                .into_iter()
+                .map(|(label, builder)| {
+                    scope.spawn(move || {
+                        // A panic in one destination's sync must not take the others down.
+                        let result = std::panic::catch_unwind(AssertUnwindSafe(|| builder.run()))
+                            .unwrap_or_else(|_| {
+                                Err(Error::Config(format!("the sync to {label} panicked")))
+                            });
+                        Outcome { label, result }
+                    })
+                })
+                .collect();
+            let outcomes = running
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| Outcome {
+                        label: String::new(),
+                        result: Err(Error::Config("a destination's thread panicked".into())),
+                    })
+                })
+                .collect();
+            let dirs = walking.join().unwrap_or(0);
+            Ok((outcomes, dirs))
+        })
     }
 
     /// This builder's options aimed at `destination`. Every field is listed (no `..`): a new
@@ -134,6 +186,7 @@ impl SyncBuilder {
             home_profile: self.home_profile,
             scan_secrets: self.scan_secrets,
             prescanned: Some(found),
+            shared_walk: None,
         }
     }
 }
@@ -176,5 +229,46 @@ mod tests {
             assert!(!dst.join("notes/keys.txt").exists());
         }
         assert!(outcomes[3].result.is_err());
+    }
+
+    #[test]
+    fn the_source_is_walked_once_for_a_group_of_destinations() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        for d in 0..20 {
+            let dir = src.join(format!("d{d}/e"));
+            fs::create_dir_all(&dir).unwrap();
+            for f in 0..30 {
+                fs::write(dir.join(format!("f{f}")), format!("{d}/{f}")).unwrap();
+            }
+        }
+        let dirs = 1 + 20 * 2;
+        let dests = |names: &[&str]| -> Vec<Destination> {
+            names
+                .iter()
+                .map(|n| Destination::new(*n, t.path().join(n), Transport::InProcess))
+                .collect()
+        };
+        let (outcomes, walked) = SyncBuilder::new(&src, "")
+            .checksum(true)
+            .run_many_counted(dests(&["a", "b", "c"]), 4)
+            .unwrap();
+        assert_eq!(walked, dirs, "three destinations, one walk");
+        for o in &outcomes {
+            let report = o.result.as_ref().unwrap();
+            assert_eq!(report.files_transferred, 600, "{}", o.label);
+            assert_eq!(
+                fs::read(t.path().join(&o.label).join("d7/e/f3")).unwrap(),
+                b"7/3"
+            );
+        }
+        // Groups of two: two walks for three destinations; a re-sync transfers nothing.
+        let (outcomes, walked) = SyncBuilder::new(&src, "")
+            .run_many_counted(dests(&["a", "b", "c"]), 2)
+            .unwrap();
+        assert_eq!(walked, 2 * dirs);
+        for o in &outcomes {
+            assert_eq!(o.result.as_ref().unwrap().files_transferred, 0);
+        }
     }
 }

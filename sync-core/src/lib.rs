@@ -118,6 +118,8 @@ pub struct SyncBuilder {
     scan_secrets: bool,
     /// A scan already made for several destinations at once (see `fanout`).
     prescanned: Option<Arc<scan::Found>>,
+    /// Listings of a walk shared with other destinations (see `fanout`).
+    shared_walk: Option<walk::SharedListings>,
 }
 
 impl std::fmt::Debug for dyn Progress {
@@ -143,6 +145,7 @@ impl SyncBuilder {
             home_profile: false,
             scan_secrets: false,
             prescanned: None,
+            shared_walk: None,
         }
     }
 
@@ -331,6 +334,7 @@ impl SyncBuilder {
         let connection = self.transport.connect(progress.as_ref())?;
         let result = sender::run(
             &config,
+            self.shared_walk,
             connection.reader,
             connection.writer,
             progress.as_ref(),

@@ -27,7 +27,7 @@ use crate::protocol::{
     self, Batch, FrameReader, FrameWriter, Hello, Message, NeedKind, SessionOptions, Summary,
     DATA_CHUNK, MAX_BATCH_ENTRIES, MAX_FRAME, PROTOCOL_VERSION, RULES_CHUNK_BYTES,
 };
-use crate::walk::Walker;
+use crate::walk::{Listings, SharedListings, Walker};
 
 /// Everything the sender needs to know.
 #[derive(Debug, Clone)]
@@ -90,19 +90,25 @@ impl<W: Write> Shared<'_, W> {
 /// Runs the sender over a connection to a receiver.
 pub(crate) fn run<R: Read + Send, W: Write + Send>(
     config: &SenderConfig,
+    shared_walk: Option<SharedListings>,
     reader: R,
     writer: W,
     progress: &dyn Progress,
     abort: &(dyn Fn() + Sync),
 ) -> Result<Report> {
     let filter = Filter::new(&config.patterns, config.options.allow_secrets)?;
-    let mut walker = Walker::new(
-        &config.source,
-        &filter,
-        config.options.checksum,
-        config.safe_links,
-    )
-    .map_err(|e| Error::io(&config.source, e))?;
+    let mut walker: Box<dyn Listings + '_> = match shared_walk {
+        Some(shared) => Box::new(shared),
+        None => Box::new(
+            Walker::new(
+                &config.source,
+                &filter,
+                config.options.checksum,
+                config.safe_links,
+            )
+            .map_err(|e| Error::io(&config.source, e))?,
+        ),
+    };
 
     let root = rustix::fs::open(
         &config.source,
@@ -141,7 +147,7 @@ pub(crate) fn run<R: Read + Send, W: Write + Send>(
             }
             (result, reader.bytes())
         });
-        let walked = walk_and_send(&shared, &mut walker, slot_tx, &mut report);
+        let walked = walk_and_send(&shared, walker.as_mut(), slot_tx, &mut report);
         if let Err(e) = &walked {
             // Tell the receiver why we stop, so it ends and the answering thread sees the end.
             let _ = shared.send(&Message::Fatal(e.to_string()));
@@ -235,7 +241,7 @@ fn unexpected(msg: &Message) -> Error {
 
 fn walk_and_send<W: Write>(
     shared: &Shared<'_, W>,
-    walker: &mut Walker<'_>,
+    walker: &mut dyn Listings,
     slots: channel::Sender<()>,
     report: &mut Report,
 ) -> Result<()> {

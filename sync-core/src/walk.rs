@@ -20,7 +20,7 @@ use crate::filter::{Filter, Verdict};
 use crate::progress::{FileError, SkipReason, Skipped};
 
 /// One directory of the source, ready to send.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Listing {
     /// Path relative to the root, as wire bytes.
     pub rel: Vec<u8>,
@@ -187,9 +187,7 @@ impl<'a> Walker<'a> {
             rfs::FileType::Symlink => Kind::Symlink,
             _ => {
                 return match self.filter.check(entry::as_path(&rel), false) {
-                    Verdict::Include => {
-                        Examined::Skipped(Skipped::new(&rel, SkipReason::Special))
-                    }
+                    Verdict::Include => Examined::Skipped(Skipped::new(&rel, SkipReason::Special)),
                     _ => Examined::Excluded,
                 };
             }
@@ -229,6 +227,37 @@ impl<'a> Walker<'a> {
             mode: meta.st_mode & 0o7777,
             target,
             hash: None,
+        })
+    }
+}
+
+/// Where a sender's directory listings come from: its own walk, or a walk shared with the
+/// sessions to other destinations.
+pub(crate) trait Listings {
+    /// The next directory, depth first; `None` at the end of the tree.
+    fn next_dir(&mut self) -> Option<io::Result<Listing>>;
+}
+
+impl Listings for Walker<'_> {
+    fn next_dir(&mut self) -> Option<io::Result<Listing>> {
+        Walker::next_dir(self)
+    }
+}
+
+/// A walk made once for several sessions ([`SyncBuilder::run_many`](crate::SyncBuilder)): each
+/// session gets every listing through its own bounded queue, so the slowest destination paces
+/// the walk and memory stays bounded.
+#[derive(Debug)]
+pub(crate) struct SharedListings {
+    pub queue: crossbeam_channel::Receiver<std::sync::Arc<Result<Listing, String>>>,
+}
+
+impl Listings for SharedListings {
+    fn next_dir(&mut self) -> Option<io::Result<Listing>> {
+        let item = self.queue.recv().ok()?;
+        Some(match &*item {
+            Ok(listing) => Ok(listing.clone()),
+            Err(message) => Err(io::Error::other(message.clone())),
         })
     }
 }

@@ -77,6 +77,12 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub ssh_variants: Option<Vec<VariantArg>>,
 
+    /// Kill a run that takes longer than this many seconds and count it as failed (a hung run
+    /// must not hang the benchmark)
+    #[arg(long, value_name = "SECS", default_value_t = 1800,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub run_timeout: u64,
+
     /// Scenarios to run, in the order given [default: all]; a scenario after the first sync
     /// starts from an up-to-date copy whether or not the first sync ran
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
@@ -162,6 +168,8 @@ pub(crate) struct Options {
     pub seed: u64,
     pub keep: bool,
     pub verify: bool,
+    /// A run still going after this is killed and counted as failed.
+    pub run_timeout: std::time::Duration,
     pub target: Where,
     /// Over SSH: the azsync variants (rsync always runs); empty locally.
     pub variants: Vec<Variant>,
@@ -209,6 +217,7 @@ impl BenchArgs {
             seed: self.seed,
             keep: self.keep,
             verify: !self.no_verify,
+            run_timeout: std::time::Duration::from_secs(self.run_timeout),
             target,
             variants,
             scenarios,

@@ -194,6 +194,8 @@ struct Bench {
     dst: PathBuf,
     runs: usize,
     verify: bool,
+    /// A run taking longer is killed and counted as failed.
+    run_timeout: Duration,
     /// The WAN proxy every SSH connection goes through (`--wan`).
     proxy: Option<Proxy>,
     /// Tools this build cannot run (the first such failure says why); skipped from then on.
@@ -245,7 +247,7 @@ impl Bench {
                 let link_before = self.proxy.as_ref().map(Proxy::stats);
                 let run_result = self
                     .timer
-                    .run(&argv, &log)
+                    .run(&argv, &log, self.run_timeout)
                     .with_context(|| format!("{name}: {} run {run}", tool.name))?;
                 let finished = match run_result {
                     Ok(finished) => finished,
@@ -570,6 +572,7 @@ fn bench(opts: &Options, azsync_path: PathBuf) -> Result<bool> {
         src: src.clone(),
         runs: opts.runs,
         verify: opts.verify,
+        run_timeout: opts.run_timeout,
         proxy,
         unsupported: RefCell::new(BTreeMap::new()),
     };

@@ -15,8 +15,10 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -535,7 +537,15 @@ impl Timer {
     /// Runs `argv` to completion, its stderr going to `log`, its stdout to `log` + `.out` (and
     /// GNU time's report to `log` + `.time`). `Ok(Err(_))` if the command failed; `Err(_)` if it
     /// could not be run or measured.
-    pub fn run(&self, argv: &[OsString], log: &Path) -> Result<Result<Finished, Failure>> {
+    ///
+    /// A run still going after `timeout` is killed with its whole process group (GNU time, the
+    /// tool and its children) and reported as a failure: a hung run must not hang the benchmark.
+    pub fn run(
+        &self,
+        argv: &[OsString],
+        log: &Path,
+        timeout: Duration,
+    ) -> Result<Result<Finished, Failure>> {
         let with_suffix = |suffix: &str| {
             let mut p = log.as_os_str().to_owned();
             p.push(suffix);
@@ -552,12 +562,38 @@ impl Timer {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
+        // Its own process group, so that a timeout kills the tool's children too.
+        cmd.process_group(0);
         let start = Instant::now();
-        let status = cmd
-            .status()
+        let mut child = cmd
+            .spawn()
             .with_context(|| format!("running {}", shell_words(argv)))?;
+        let group = child.id() as libc::pid_t;
+        let (done, watch) = mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            let expired = matches!(watch.recv_timeout(timeout), Err(RecvTimeoutError::Timeout));
+            if expired {
+                // SAFETY: kill(2) with a negative pid signals that process group; no memory
+                // is touched.
+                unsafe { libc::kill(-group, libc::SIGKILL) };
+            }
+            expired
+        });
+        let status = child.wait();
+        let _ = done.send(());
+        let timed_out = watchdog.join().unwrap_or(false);
+        let status = status.with_context(|| format!("waiting for {}", shell_words(argv)))?;
         let wall = start.elapsed();
         let stdout = fs::read_to_string(&stdout_path).unwrap_or_default();
+        if timed_out {
+            let stderr = fs::read_to_string(log).unwrap_or_default();
+            return Ok(Err(Failure {
+                status: format!("timed out after {} s, killed", timeout.as_secs()),
+                tail: tail(&format!("{stderr}{stdout}"), 5),
+                output: format!("{stderr}\n{stdout}"),
+                log: log.to_path_buf(),
+            }));
+        }
         if !status.success() {
             let stderr = fs::read_to_string(log).unwrap_or_default();
             let both = if stderr.trim().is_empty() {
@@ -623,6 +659,35 @@ fn tail(text: &str, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hung_run_is_killed_and_reported() -> Result<()> {
+        if !Path::new(GNU_TIME).exists() {
+            return Ok(());
+        }
+        let dir = std::env::temp_dir().join(format!("azsync-bench-hang-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        let timer = Timer::new()?;
+        // A shell whose child would outlive a kill of the shell alone.
+        let argv: Vec<OsString> = ["sh", "-c", "sleep 600 & wait"]
+            .map(OsString::from)
+            .to_vec();
+        let result = timer.run(&argv, &dir.join("hang.log"), Duration::from_millis(200))?;
+        let failure = result.expect_err("the run must not succeed");
+        assert!(
+            failure.status.starts_with("timed out after 0 s"),
+            "{failure:?}"
+        );
+        let ok = timer.run(
+            &["true".into()],
+            &dir.join("ok.log"),
+            Duration::from_secs(600),
+        )?;
+        assert!(ok.is_ok());
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 
     #[test]
     fn parses_time_reports() {

@@ -1,8 +1,9 @@
 //! The source side of a session.
 //!
 //! Two threads share the connection. The walker lists directories and sends them as batches,
-//! never more than `window` batches ahead of the receiver, so a slow link is paid once per
-//! window rather than once per file and neither side holds the whole tree. The answering thread
+//! never more than `window` batches (and [`MAX_ENTRIES_IN_FLIGHT`] entries) ahead of the
+//! receiver, so a slow link is paid once per window rather than once per directory and neither
+//! side holds the whole tree. The answering thread
 //! reads the receiver's replies and sends what they ask for: whole files in chunks, or a delta
 //! against the signature the receiver sent. Every index the receiver names is checked against
 //! the batch it came from, so a hostile receiver can only ever get files this side chose to list.
@@ -15,7 +16,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crossbeam_channel as channel;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::delta;
@@ -87,6 +87,69 @@ impl<W: Write> Shared<'_, W> {
     }
 }
 
+/// Entries in flight at most, whatever the window in batches: bounds the memory both sides spend
+/// on unsettled batches (about 100 bytes an entry) when directories are wide.
+pub(crate) const MAX_ENTRIES_IN_FLIGHT: usize = 16 << 10;
+
+/// The batches sent and not yet settled by the receiver, counted in batches and in entries.
+struct Window {
+    state: Mutex<InFlight>,
+    room: std::sync::Condvar,
+    max_batches: usize,
+    max_entries: usize,
+}
+
+struct InFlight {
+    batches: usize,
+    entries: usize,
+    /// The answering thread has stopped: nothing will be released any more.
+    closed: bool,
+}
+
+impl Window {
+    fn new(max_batches: usize, max_entries: usize) -> Window {
+        Window {
+            state: Mutex::new(InFlight {
+                batches: 0,
+                entries: 0,
+                closed: false,
+            }),
+            room: std::sync::Condvar::new(),
+            max_batches,
+            max_entries,
+        }
+    }
+
+    /// Waits until a batch of `entries` fits (one always fits when nothing is in flight).
+    fn acquire(&self, entries: usize) -> Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !s.closed
+            && s.batches > 0
+            && (s.batches >= self.max_batches || s.entries + entries > self.max_entries)
+        {
+            s = self.room.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        if s.closed {
+            return Err(Error::protocol("the receiver stopped answering"));
+        }
+        s.batches += 1;
+        s.entries += entries;
+        Ok(())
+    }
+
+    fn release(&self, entries: usize) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.batches = s.batches.saturating_sub(1);
+        s.entries = s.entries.saturating_sub(entries);
+        self.room.notify_one();
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        self.room.notify_all();
+    }
+}
+
 /// Runs the sender over a connection to a receiver.
 pub(crate) fn run<R: Read + Send, W: Write + Send>(
     config: &SenderConfig,
@@ -132,7 +195,7 @@ pub(crate) fn run<R: Read + Send, W: Write + Send>(
         errors: Mutex::new(Vec::new()),
         progress,
     };
-    let (slot_tx, slot_rx) = channel::bounded::<()>(config.window.max(1) as usize);
+    let window = Window::new(config.window.max(1) as usize, MAX_ENTRIES_IN_FLIGHT);
     let mut report = Report {
         dry_run: config.options.dry_run,
         ..Report::default()
@@ -140,14 +203,16 @@ pub(crate) fn run<R: Read + Send, W: Write + Send>(
 
     let (walked, answered) = std::thread::scope(|scope| {
         let answering = scope.spawn(|| {
-            let result = answer(&shared, &mut reader, slot_rx);
+            let result = answer(&shared, &mut reader, &window);
+            // Whatever the walker waits for will not come now.
+            window.close();
             if result.is_err() {
                 // The walker may be blocked writing to a receiver that will never read again.
                 abort();
             }
             (result, reader.bytes())
         });
-        let walked = walk_and_send(&shared, walker.as_mut(), slot_tx, &mut report);
+        let walked = walk_and_send(&shared, walker.as_mut(), &window, &mut report);
         if let Err(e) = &walked {
             // Tell the receiver why we stop, so it ends and the answering thread sees the end.
             let _ = shared.send(&Message::Fatal(e.to_string()));
@@ -242,7 +307,7 @@ fn unexpected(msg: &Message) -> Error {
 fn walk_and_send<W: Write>(
     shared: &Shared<'_, W>,
     walker: &mut dyn Listings,
-    slots: channel::Sender<()>,
+    window: &Window,
     report: &mut Report,
 ) -> Result<()> {
     let mut next_id = 0u64;
@@ -280,10 +345,8 @@ fn walk_and_send<W: Write>(
         let mut entries = listing.entries.into_iter();
         for slice in 0..slices {
             let part: Vec<Entry> = entries.by_ref().take(MAX_BATCH_ENTRIES).collect();
-            // Wait for a free slot: this is what bounds memory on both sides.
-            slots
-                .send(())
-                .map_err(|_| Error::protocol("the receiver stopped answering"))?;
+            // Wait for room in the window: this is what bounds memory on both sides.
+            window.acquire(part.len())?;
             let id = next_id;
             next_id += 1;
             let batch = Batch {
@@ -328,7 +391,7 @@ fn walk_and_send<W: Write>(
 fn answer<R: Read, W: Write>(
     shared: &Shared<'_, W>,
     reader: &mut FrameReader<R>,
-    slots: channel::Receiver<()>,
+    window: &Window,
 ) -> Result<Summary> {
     loop {
         let msg = reader.expect()?;
@@ -391,7 +454,7 @@ fn answer<R: Read, W: Write>(
                 shared.flush()?;
             }
             Message::BatchDone(id) => {
-                shared
+                let done = shared
                     .batches
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -399,7 +462,7 @@ fn answer<R: Read, W: Write>(
                     .ok_or_else(|| {
                         Error::protocol(format!("receiver settled unknown batch {id}"))
                     })?;
-                let _ = slots.try_recv();
+                window.release(done.entries.len());
             }
             Message::Summary(summary) => return Ok(summary),
             Message::Fatal(message) => {
@@ -709,4 +772,38 @@ pub(crate) fn read_patterns(path: &Path) -> Result<Vec<String>> {
         )
     })?;
     Ok(text.lines().map(str::to_string).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn the_window_bounds_batches_and_entries_and_a_close_frees_the_walker() {
+        let window = Window::new(3, 100);
+        // One batch always fits, however wide.
+        window.acquire(500).unwrap();
+        window.release(500);
+        for _ in 0..3 {
+            window.acquire(10).unwrap();
+        }
+        let w = &window;
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::channel();
+            s.spawn(move || tx.send(w.acquire(10)).unwrap());
+            // Three batches in flight: the fourth waits until one is settled.
+            assert!(rx.try_recv().is_err());
+            window.release(10);
+            rx.recv().unwrap().unwrap();
+            // 30 entries in flight: 80 more would pass the cap of 100.
+            window.release(10);
+            let (tx, rx) = mpsc::channel();
+            s.spawn(move || tx.send(w.acquire(80)).unwrap());
+            assert!(rx.try_recv().is_err());
+            // The answering thread stops: the waiting walker gets an error, not a hang.
+            window.close();
+            assert!(rx.recv().unwrap().is_err());
+        });
+    }
 }

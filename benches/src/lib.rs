@@ -36,6 +36,7 @@
 //! - times every run by its own clock and GNU time's `ru_maxrss` (the local side; the remote
 //!   side through an `--agent-path` wrapper or `--rsync-path`), reads the bytes on the wire
 //!   (the tools' counts; the proxy's on a WAN), and checks each destination against the source;
+//!   a run that outlives `--run-timeout` is killed with its process group and counted as failed;
 //! - prints a Markdown report (and writes it to `--out`).
 
 mod args;

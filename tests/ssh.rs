@@ -252,15 +252,30 @@ fn a_connection_cut_mid_sync_loses_nothing_and_the_rerun_completes() {
         &dest,
     ]);
     assert_eq!(cut.code(), Some(1), "{}", cut.describe());
-    // Whatever arrived is whole; the big file is absent, never partial.
+    // Whatever arrived is whole; the big file is absent under its name, and what arrived of it
+    // waits under its temp name for the rerun to resume from.
+    let mut partial = 0;
     for item in std::fs::read_dir(&dst).into_iter().flatten() {
         let item = item.unwrap();
         let name = item.file_name();
         let name = name.to_str().unwrap();
+        if name.starts_with(".azsync-") && name.ends_with(".tmp") {
+            partial = item.metadata().unwrap().len();
+            continue;
+        }
         assert!(name == "a-small", "unexpected {name} after the cut");
         assert_eq!(std::fs::read(item.path()).unwrap(), b"small");
     }
-    sync_via(&sshd, Via::Rsh, &src, &dst, &[]).expect_ok();
+    let rerun = sync_via(&sshd, Via::Rsh, &src, &dst, &[]);
+    rerun.expect_ok();
+    // Resumed: the part that arrived (about 4 MB) is matched, not sent again.
+    assert!(partial >= MIB, "only {partial} bytes kept for the rerun");
+    assert!(
+        num(&rerun.json(), "bytes_matched") >= partial - MIB,
+        "{partial} bytes arrived before the cut: {}",
+        rerun.json()
+    );
+    // No temp file left: the replica has exactly the source's entries.
     assert_replica(&src, &dst);
 }
 

@@ -3,7 +3,8 @@
 //! An [`SshSession`] owns a small tokio runtime and one authenticated connection. Commands run
 //! on session channels: [`SshSession::run`] collects a command's output, and
 //! [`SshSession::exec_stream`] hands out a blocking [`Read`] (the command's stdout) and
-//! [`Write`] (its stdin) that any thread may use, with bounded buffering in between.
+//! [`Write`] (its stdin) that any thread may use, with bounded buffering in between (in chunks
+//! for writing, in bytes for reading, so reading never stalls the connection: see `stream`).
 //! [`SshSession::sftp_upload`] puts a file in place atomically.
 //!
 //! It behaves the way an OpenSSH user expects:

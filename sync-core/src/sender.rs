@@ -89,7 +89,7 @@ impl<W: Write> Shared<'_, W> {
 
 /// Entries in flight at most, whatever the window in batches: bounds the memory both sides spend
 /// on unsettled batches (about 100 bytes an entry) when directories are wide.
-pub(crate) const MAX_ENTRIES_IN_FLIGHT: usize = 16 << 10;
+pub(crate) const MAX_ENTRIES_IN_FLIGHT: usize = 8 << 10;
 
 /// The batches sent and not yet settled by the receiver, counted in batches and in entries.
 struct Window {

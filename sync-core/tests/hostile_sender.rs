@@ -2,49 +2,22 @@
 //! Each case must end in a clear error or a per-file refusal: no panic, nothing written outside
 //! the destination, and no half-written file under a final name.
 
-use std::io::{PipeReader, PipeWriter, Write};
+use std::io::{PipeWriter, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::thread::JoinHandle;
 
+mod peer;
+
+use peer::{connect, Peer};
 use sync_core::protocol::{
-    Batch, FrameReader, FrameWriter, Hello, Message, NeedKind, SessionOptions, PROTOCOL_VERSION,
+    Batch, FrameWriter, Hello, Message, NeedKind, SessionOptions, PROTOCOL_VERSION,
 };
 use sync_core::{Entry, Kind, Mtime};
-
-struct Peer {
-    to: FrameWriter<PipeWriter>,
-    from: FrameReader<PipeReader>,
-    receiver: JoinHandle<sync_core::Result<()>>,
-}
 
 const T: Mtime = Mtime {
     sec: 1_700_000_000,
     nsec: 5,
 };
-
-/// Starts a receiver for `dest` and completes the handshake as a sender would.
-fn connect(dest: &Path, options: SessionOptions) -> Peer {
-    let (a_r, a_w) = std::io::pipe().unwrap();
-    let (b_r, b_w) = std::io::pipe().unwrap();
-    let receiver = std::thread::spawn(move || sync_core::serve(a_r, b_w));
-    let mut to = FrameWriter::new(a_w);
-    let mut from = FrameReader::new(b_r);
-    to.write_magic().unwrap();
-    to.send(&Message::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        max_frame: 1 << 20,
-        dest: dest.as_os_str().as_bytes().to_vec(),
-        options,
-        window: 4,
-    }))
-    .unwrap();
-    to.send(&Message::RulesEnd).unwrap();
-    to.flush().unwrap();
-    from.read_magic().unwrap();
-    assert!(matches!(from.expect().unwrap(), Message::Hello(_)));
-    Peer { to, from, receiver }
-}
 
 impl Peer {
     fn send(&mut self, msg: Message) {

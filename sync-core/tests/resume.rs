@@ -2,47 +2,16 @@
 //! whole-file transfer leaves the received part under the temp name; the next run sends only a
 //! delta against it, and no partial or temp file is left once the file is in place.
 
-use std::io::{PipeReader, PipeWriter};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::thread::JoinHandle;
 
+mod peer;
+
+use peer::{connect, Peer};
 use rand::{RngCore, SeedableRng};
-use sync_core::protocol::{
-    Batch, FrameReader, FrameWriter, Hello, Message, NeedKind, SessionOptions, DATA_CHUNK,
-    PROTOCOL_VERSION,
-};
+use sync_core::protocol::{Batch, Message, NeedKind, SessionOptions, DATA_CHUNK};
 use sync_core::{Entry, Kind, Mtime, SyncBuilder};
 
 const SIZE: usize = 8 << 20;
-
-struct Peer {
-    to: FrameWriter<PipeWriter>,
-    from: FrameReader<PipeReader>,
-    receiver: JoinHandle<sync_core::Result<()>>,
-}
-
-fn connect(dest: &Path) -> Peer {
-    let (a_r, a_w) = std::io::pipe().unwrap();
-    let (b_r, b_w) = std::io::pipe().unwrap();
-    let receiver = std::thread::spawn(move || sync_core::serve(a_r, b_w));
-    let mut to = FrameWriter::new(a_w);
-    let mut from = FrameReader::new(b_r);
-    to.write_magic().unwrap();
-    to.send(&Message::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        max_frame: 16 << 20,
-        dest: dest.as_os_str().as_bytes().to_vec(),
-        options: SessionOptions::default(),
-        window: 4,
-    }))
-    .unwrap();
-    to.send(&Message::RulesEnd).unwrap();
-    to.flush().unwrap();
-    from.read_magic().unwrap();
-    assert!(matches!(from.expect().unwrap(), Message::Hello(_)));
-    Peer { to, from, receiver }
-}
 
 fn entries_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -55,7 +24,7 @@ fn entries_in(dir: &Path) -> Vec<String> {
 
 /// Sends the first `sent` bytes of `data` as file `big` and hangs up.
 fn interrupted_transfer(dest: &Path, data: &[u8], sent: usize) {
-    let mut peer = connect(dest);
+    let mut peer = connect(dest, SessionOptions::default());
     let mtime = Mtime {
         sec: 1_700_000_000,
         nsec: 0,

@@ -89,16 +89,11 @@ pub fn signature_of(base: &mut impl Read, len: u64) -> io::Result<Vec<u8>> {
 /// The serialized signature's header: magic, block size, strong hash size (each a u32).
 const SIGNATURE_HEADER: usize = 12;
 
-/// The signature of the receiver's copy of a file.
-pub fn signature(base: &[u8]) -> Vec<u8> {
-    Signature::calculate(
-        base,
-        SignatureOptions {
-            block_size: block_size(base.len() as u64),
-            crypto_hash_size: STRONG_HASH_BYTES,
-        },
-    )
-    .into_serialized()
+/// The signature of a base held in memory (what [`signature_of`] computes for a file).
+pub fn signature(mut base: &[u8]) -> Vec<u8> {
+    let len = base.len() as u64;
+    // Reading a slice of exactly `len` bytes cannot fail.
+    signature_of(&mut base, len).unwrap_or_default()
 }
 
 /// Why a delta or signature was refused.
@@ -740,7 +735,15 @@ mod tests {
         for len in [0, 1000, SIGNATURE_PIECE as usize, (9 << 20) + 3] {
             let base = random(len, 3);
             let pieces = signature_of(&mut &base[..], len as u64).unwrap();
-            assert!(pieces == signature(&base), "length {len}");
+            let whole = Signature::calculate(
+                &base,
+                SignatureOptions {
+                    block_size: block_size(len as u64),
+                    crypto_hash_size: STRONG_HASH_BYTES,
+                },
+            )
+            .into_serialized();
+            assert!(pieces == whole, "length {len}");
         }
         // A base shorter than it claimed is an error.
         let base = random(1 << 20, 4);

@@ -1041,15 +1041,19 @@ fn file_plan(
 /// cannot read files back.
 fn partial_signature<D: DestDir>(dir: &D, name: &[u8]) -> Option<Vec<u8>> {
     let partial = confined::partial_name(name);
-    let usable = |n: &[u8]| matches!(dir.stat(n), Ok(Some(st)) if st.kind == Some(Kind::File) && st.size >= PARTIAL_MIN);
-    if !usable(&partial) {
+    if !worth_resuming(dir, &partial) {
         let temp = confined::temp_name(name);
-        if !usable(&temp) {
+        if !worth_resuming(dir, &temp) {
             return None;
         }
         dir.rename(&temp, &partial).ok()?;
     }
     base_signature(dir, &partial).ok()
+}
+
+/// Whether `name` is a regular file large enough to resume from.
+fn worth_resuming<D: DestDir>(dir: &D, name: &[u8]) -> bool {
+    matches!(dir.stat(name), Ok(Some(st)) if st.kind == Some(Kind::File) && st.size >= PARTIAL_MIN)
 }
 
 /// The signature of our copy of `name`.
